@@ -1,0 +1,236 @@
+"""Settings for feed health (state machine, picture diagnosis, probing) and alerts (lifecycle, delivery).
+
+Defaults follow issue 5: offline after 3 s without packets for ``always_on`` cameras, one keyframe
+diagnosed per 10 s per feed, ``on_demand`` cameras probed every 5 minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiagnosisSettings(_Section):
+    """Thresholds of the picture checks (see ``videohub.health.diagnosis``).
+
+    Absolute limits flag a picture from the first check; the ``*_ratio`` limits compare with the
+    camera's own learned baseline, so a naturally dark or plain scene is not flagged.
+    """
+
+    width: int = Field(
+        160, ge=32, le=1920, description="Width (px) keyframes are downscaled to before checks."
+    )
+    baseline_samples: int = Field(
+        3, ge=1, le=1000, description="Healthy checks a camera needs before its baseline is used."
+    )
+    baseline_alpha: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Weight of each new healthy check in the baseline (slow drift such as dusk is followed).",
+    )
+    black_max_luma: float = Field(
+        16.0, ge=0, le=255, description="Mean luma at or below which a flat picture is black."
+    )
+    black_max_std: float = Field(
+        6.0, ge=0, le=128, description="Luma std-dev at or below which a dark picture is flat."
+    )
+    dark_ratio: float = Field(
+        0.35, gt=0, lt=1, description="Too dark: mean luma below this fraction of the camera's baseline."
+    )
+    dark_max_luma: float = Field(
+        50.0, ge=0, le=255, description="Too dark only when the mean luma is also below this absolute level."
+    )
+    overexposed_min_luma: float = Field(
+        235.0, ge=0, le=255, description="Mean luma at or above which a picture is overexposed."
+    )
+    overexposed_min_fraction: float = Field(
+        0.6, gt=0, le=1, description="...and the fraction of saturated pixels (>= 250) at least this."
+    )
+    frozen_max_diff: float = Field(
+        0.35,
+        ge=0,
+        le=255,
+        description="Mean abs luma difference between keyframes below which they are the same.",
+    )
+    frozen_checks: int = Field(
+        3, ge=1, le=100, description="Consecutive unchanged keyframes (checks) before a picture is frozen."
+    )
+    blur_ratio: float = Field(
+        0.25, gt=0, lt=1, description="Blurred: variance of Laplacian below this fraction of the baseline."
+    )
+    blur_max_sharpness: float = Field(
+        150.0,
+        ge=0,
+        description="Blurred only when the variance of Laplacian is also below this absolute value.",
+    )
+    covered_max_std: float = Field(
+        4.0, ge=0, le=128, description="Luma std-dev at or below which a (not black) picture is covered."
+    )
+    covered_ratio: float = Field(
+        0.3, gt=0, lt=1, description="Covered/low contrast: luma std-dev below this fraction of the baseline."
+    )
+    cast_max_chroma: float = Field(
+        30.0, ge=0, le=180, description="Colour cast: chroma offset (Lab a/b distance from grey) above this."
+    )
+    cast_max_shift: float = Field(
+        25.0,
+        ge=0,
+        le=180,
+        description="Colour cast: chroma offset moved this far from the camera's baseline.",
+    )
+
+
+class HealthSettings(_Section):
+    """Feed health: when a stream is online, degraded or offline, and how it is sampled."""
+
+    enabled: bool = Field(True, description="Run the health monitor (state, diagnosis, probing).")
+    offline_after_seconds: float = Field(
+        3.0, ge=0.5, le=600, description="An always_on stream with no packet for this long is offline."
+    )
+    tick_seconds: float = Field(
+        0.5, ge=0.05, le=10, description="How often stream stats are read and states re-evaluated."
+    )
+    min_fps: float = Field(
+        1.0, ge=0, le=120, description="Below this many frames per second a stream is low_fps."
+    )
+    low_fps_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="low_fps also when fps falls below this fraction of the stream's usual fps.",
+    )
+    diagnosis_interval_seconds: float = Field(
+        10.0, ge=0.5, le=3600, description="One keyframe per feed is diagnosed this often."
+    )
+    diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings, description="Picture checks.")
+    probe_interval_seconds: float = Field(
+        300.0, ge=5, le=86400, description="How often each on_demand camera is probed."
+    )
+    probe_jitter: float = Field(
+        0.2, ge=0, le=1, description="Probe times are spread by +/- this fraction of the interval."
+    )
+    probe_concurrency: int = Field(64, ge=1, le=4096, description="Probes running at once.")
+    probe_timeout_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=120,
+        description="A probe that gets no keyframe within this time marks the camera offline.",
+    )
+    offline_hold_seconds: float = Field(
+        0.0, ge=0, le=3600, description="A stream must look offline this long before it is offline."
+    )
+    degraded_hold_seconds: float = Field(
+        5.0, ge=0, le=3600, description="A stream must look degraded this long before it is degraded."
+    )
+    recover_hold_seconds: float = Field(
+        5.0, ge=0, le=3600, description="A stream must look healthy this long before it is online again."
+    )
+    flapping_transitions: int = Field(
+        6, ge=2, le=1000, description="This many state changes within the window make a camera flapping."
+    )
+    flapping_window_seconds: float = Field(
+        600.0, ge=10, le=86400, description="Window over which state changes are counted for flapping."
+    )
+    history_retention_days: float = Field(
+        8.0, ge=1, le=366, description="State transitions are kept this long (availability over 7 d needs 7)."
+    )
+
+
+class WebhookSettings(_Section):
+    """One HTTP endpoint that receives alert events for some lines."""
+
+    name: str = Field(description="Stable slug; names the Redis consumer group, so keep it across restarts.")
+    url: str = Field(min_length=8, max_length=2048, description="http(s) URL the JSON events are POSTed to.")
+    secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for X-Videohub-Signature (prefer secret_env)."
+    )
+    secret_env: str | None = Field(None, description="Name of an environment variable holding the secret.")
+    lines: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Lines whose alerts are sent; empty means all lines.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be a lowercase slug: letters, digits and _ (2-32 chars)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> WebhookSettings:
+        if self.secret is not None and self.secret_env is not None:
+            raise ValueError("give either secret or secret_env, not both")
+        if self.secret_env is not None and not os.environ.get(self.secret_env):
+            raise ValueError(f"environment variable {self.secret_env} is not set or empty")
+        return self
+
+    def secret_bytes(self) -> bytes | None:
+        """The signing key, or None when the webhook is unsigned."""
+        if self.secret is not None:
+            return self.secret.get_secret_value().encode()
+        if self.secret_env is not None:
+            return os.environ[self.secret_env].encode()
+        return None
+
+
+class AlertSettings(_Section):
+    """Alerts: history, and delivery to integrators (Redis stream) and webhooks."""
+
+    retention_days: float = Field(
+        30.0, ge=1, le=3650, description="Resolved alerts older than this are deleted."
+    )
+    stream_maxlen: int = Field(
+        100_000,
+        ge=1000,
+        le=10_000_000,
+        description="Approximate length the alert event stream (read by integrators, webhooks) is kept at.",
+    )
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, max_length=50, description="Webhook endpoints."
+    )
+    webhook_timeout_seconds: float = Field(5.0, ge=0.5, le=60, description="Timeout of one webhook request.")
+    webhook_backoff_initial_seconds: float = Field(
+        0.5, ge=0.05, le=60, description="First retry delay after a failed webhook delivery."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        30.0, ge=0.1, le=3600, description="Retry delays double up to this cap (retries never give up)."
+    )
+    webhook_claim_idle_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=86400,
+        description="Events left unacknowledged this long by another worker are taken over.",
+    )
+    live_buffer: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="Events buffered per live UI subscriber before the oldest is dropped.",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertSettings:
+        names = [w.name for w in self.webhooks]
+        if len(names) != len(set(names)):
+            raise ValueError("webhook names must be unique")
+        if self.webhook_backoff_max_seconds < self.webhook_backoff_initial_seconds:
+            raise ValueError("webhook_backoff_max_seconds must be >= webhook_backoff_initial_seconds")
+        return self
