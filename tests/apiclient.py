@@ -1,0 +1,64 @@
+"""Test-side helpers for talking to the app: a client with a token per role, a camera body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from videohub.app import Startup, build_app
+from videohub.settings import Settings
+from videohub.store import Store
+
+PASSWORD = "correct-horse-1"
+ADMIN_PASSWORD = "admin-pass-123"
+
+
+@dataclass
+class Api:
+    """An HTTP client on the app plus a bearer token per role, for the role × action tests."""
+
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+    app: FastAPI
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> str:
+    response = await client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+USERS = {
+    "operator": {"role": "operator"},
+    "maintenance": {"role": "maintenance"},
+    "ps_admin": {"role": "line_admin", "line": "public_security"},
+    "safety_admin": {"role": "line_admin", "line": "safety"},
+}
+
+
+async def start_api(
+    settings: Settings, store: Store, startups: list[Startup] | None = None
+) -> tuple[FastAPI, httpx.AsyncClient, Any]:
+    app = build_app(settings, store=store, startups=startups if startups is not None else [])
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://videohub.test")
+    return app, client, lifespan
+
+
+def camera_body(line: str = "public_security", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "梅里镇派出所门口",
+        "line": line,
+        "area": "梅里镇",
+        "streams": {"main": {"url": "rtsp://192.0.2.10:554/live/main"}},
+    }
+    body.update(extra)
+    return body

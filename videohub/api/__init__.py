@@ -1,0 +1,1 @@
+"""The HTTP API: one router per concept, wired together in ``videohub.app``."""

@@ -1,0 +1,132 @@
+"""The FastAPI application: ``build_app`` wires settings, store and services; one lifespan owns them.
+
+Background work (ingest, WHEP sessions, health, alert delivery) is started in the lifespan and
+stopped there in reverse order, so a test or the CLI gets a clean start and a clean stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from videohub.api import audit, auth, cameras, ops, users
+from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
+from videohub.services import Services
+from videohub.settings import Settings
+from videohub.store import Store
+
+log = logging.getLogger(__name__)
+
+Startup = Callable[[Services, AsyncExitStack], Awaitable[None]]
+
+
+async def ensure_admin(svc: Services) -> None:
+    """Create user ``admin`` at first start (VIDEOHUB_ADMIN_PASSWORD, else a random one printed once)."""
+    if await svc.users.has_admin():
+        return
+    if svc.settings.admin_password is not None:
+        await svc.users.create("admin", svc.settings.admin_password.get_secret_value(), "admin")
+        log.info("created user admin from VIDEOHUB_ADMIN_PASSWORD")
+        return
+    password = secrets.token_urlsafe(12)
+    await svc.users.create("admin", password, "admin")
+    # Printed to the terminal once, deliberately not through logging (logs never carry secrets).
+    print(f"videohub: created user 'admin' with password: {password}", file=sys.stderr, flush=True)
+
+
+def _error_body(exc: VideohubError) -> dict[str, Any]:
+    if isinstance(exc, InvalidField):
+        return {"detail": [{"loc": list(exc.loc), "msg": exc.message, "type": "value_error"}]}
+    return {"detail": exc.message}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VideohubError)
+    async def _videohub_error(request: Request, exc: VideohubError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, RateLimited | Unavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(_error_body(exc), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the offending input, which may be a password: send loc and msg only.
+        detail = [
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": str(err.get("msg", "")).removeprefix("Value error, "),
+                "type": err.get("type", "value_error"),
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    startups: list[Startup] | None = None,
+) -> FastAPI:
+    """The whole service as an ASGI app.
+
+    ``store`` injects an open Store (tests share one Valkey); without it the lifespan opens one from
+    settings (external Redis or the embedded Valkey) and closes it at shutdown. ``startups`` are the
+    optional parts (Feed hub, WHEP, health) — each starts itself and pushes its cleanup on the stack.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            own_store = store is None
+            active = store or await Store.open(settings.redis_url, settings.server.data_dir)
+            if own_store:
+                stack.push_async_callback(active.close)
+            svc = Services.create(settings, active)
+            app.state.services = svc
+            await ensure_admin(svc)
+            for startup in startups if startups is not None else default_startups():
+                await startup(svc, stack)
+            log.info("videohub ready")
+            yield
+            log.info("videohub stopping")
+
+    app = FastAPI(
+        title="videohub",
+        version="0.1.0",
+        summary="Camera feed aggregation for a command center: registry, WHEP playback, video wall, health.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["Location", "ETag", "Link", "Accept-Post", "Accept-Patch"],
+        )
+    for module in (ops, auth, cameras, users, audit):
+        app.include_router(module.router)
+    return app
+
+
+def default_startups() -> list[Startup]:
+    """The optional parts started with the service, in order (stopped in reverse)."""
+    return []

@@ -1,0 +1,45 @@
+"""Who may do what: the role × line rules in one place, as pure functions.
+
+admin        everything
+operator     sees every camera and wall; drives walls; cannot change the registry
+line_admin   sees and changes only its own line's cameras
+maintenance  sees every camera's metadata and health; acts on alerts; cannot change the registry
+"""
+
+from __future__ import annotations
+
+from videohub.errors import Forbidden, NotFound
+from videohub.models import User
+
+
+def visible_lines(user: User) -> frozenset[str] | None:
+    """The lines whose cameras ``user`` sees; None means all of them."""
+    if user.role == "line_admin":
+        return frozenset({user.line}) if user.line else frozenset()
+    return None
+
+
+def can_see_line(user: User, line: str) -> bool:
+    lines = visible_lines(user)
+    return lines is None or line in lines
+
+
+def check_camera_visible(user: User, camera_id: str, line: str) -> None:
+    # Another line's camera is "not found" to a line admin: its existence is not theirs to learn.
+    if not can_see_line(user, line):
+        raise NotFound(f"camera {camera_id!r} not found")
+
+
+def check_registry_write(user: User, line: str) -> None:
+    if user.role == "admin":
+        return
+    if user.role == "line_admin":
+        if user.line == line:
+            return
+        raise Forbidden(f"a line admin of {user.line!r} cannot change cameras of line {line!r}")
+    raise Forbidden(f"role {user.role} cannot change the camera registry")
+
+
+def check_role(user: User, *roles: str) -> None:
+    if user.role not in roles:
+        raise Forbidden(f"role {user.role} may not do this (needs one of: {', '.join(roles)})")
