@@ -121,7 +121,7 @@ def test_flapping_gives_one_flapping_alert_and_calms_down() -> None:
 
 
 def test_snapshot_reports_raw_observation_and_held_state() -> None:
-    h, clock = make()
+    h, _ = make()
     h.observe("online")
     h.observe("degraded", ("frozen",))
     snap = h.snapshot()

@@ -62,7 +62,9 @@ class Availability:
         }
 
 
-def compute(transitions: Sequence[Transition], start: float, end: float, initial: State = "unknown") -> Availability:
+def compute(
+    transitions: Sequence[Transition], start: float, end: float, initial: State = "unknown"
+) -> Availability:
     """Time per state in ``[start, end]`` given the state at ``start`` and the transitions after it."""
     seconds: dict[State, float] = {"unknown": 0.0, "online": 0.0, "degraded": 0.0, "offline": 0.0}
     state, at = initial, start

@@ -34,7 +34,13 @@ class Transition:
     reasons: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"camera": self.camera, "at": self.at, "old": self.old, "new": self.new, "reasons": list(self.reasons)}
+        return {
+            "camera": self.camera,
+            "at": self.at,
+            "old": self.old,
+            "new": self.new,
+            "reasons": list(self.reasons),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transition:

@@ -1,0 +1,122 @@
+"""The alert service: what the health monitor, the API and the lifespan talk to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+
+import httpx
+import redis.asyncio as aioredis
+
+from videohub.alerts.live import LiveAlerts
+from videohub.alerts.models import Alert
+from videohub.alerts.store import AlertStore, Clock
+from videohub.alerts.webhooks import WebhookDelivery, ensure_group
+from videohub.settings.health import AlertSettings
+
+log = logging.getLogger(__name__)
+
+HEALTH_KINDS = ("offline", "degraded", "flapping")
+
+
+class AlertService:
+    """Owns alert lifecycle and delivery: the Redis records (``store``), the live UI fan-out (``live``)
+    and one ``WebhookDelivery`` per configured webhook.
+
+    Sits after the health monitor (which calls ``reconcile`` when a camera's wanted alerts change) and
+    before the API (``store`` for listing, ``acknowledge``/``resolve``) and /ws (``live.subscribe``).
+    ``run()`` runs the delivery tasks until cancelled; call it from the app's lifespan task group.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: AlertSettings | None = None,
+        *,
+        prefix: str = "vh:",
+        consumer: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings or AlertSettings()
+        self.redis = redis
+        self.clock = clock or time.time
+        self.store = AlertStore(
+            redis, prefix=prefix, clock=self.clock, stream_maxlen=self.settings.stream_maxlen
+        )
+        self.live = LiveAlerts(redis, self.store.stream, self.settings.live_buffer)
+        # A stable consumer name per host: after a restart the same consumer finds its pending events.
+        self.consumer = consumer or os.environ.get("VIDEOHUB_WORKER_ID") or socket.gethostname()
+        self._client = httpx.AsyncClient()
+        self.deliveries = [
+            WebhookDelivery(redis, self.store.stream, hook, self.settings, self.consumer, self._client)
+            for hook in self.settings.webhooks
+        ]
+        self._groups_ready = False
+        self._group_lock = asyncio.Lock()
+
+    async def setup(self) -> None:
+        """Create the webhook consumer groups before the first event is written (idempotent)."""
+        async with self._group_lock:
+            if self._groups_ready:
+                return
+            for delivery in self.deliveries:
+                await ensure_group(self.redis, self.store.stream, delivery.hook)
+            self._groups_ready = True
+
+    async def reconcile(self, camera: str, line: str, desired: Mapping[str, Sequence[str]]) -> list[Alert]:
+        """Make the camera's unresolved health alerts match ``desired`` (kind → reasons).
+
+        Opens the missing ones, updates reasons, auto-resolves the ones no longer wanted. Returns the
+        alerts that changed.
+        """
+        await self.setup()
+        fields = [f"{camera}|{kind}" for kind in HEALTH_KINDS]
+        ids = await self.redis.hmget(self.store.open_key, fields)
+        changed: list[Alert] = []
+        for kind, raw_id in zip(HEALTH_KINDS, ids, strict=True):
+            if kind in desired:
+                before = await self.store.get(raw_id.decode()) if raw_id is not None else None
+                alert = await self.store.open(camera, line, kind, desired[kind])
+                if before is None or before.reasons != alert.reasons:
+                    changed.append(alert)
+            elif raw_id is not None:
+                changed.append(await self.store.resolve(raw_id.decode(), "auto"))
+        return changed
+
+    async def acknowledge(self, alert_id: str, user: str, note: str | None = None) -> Alert:
+        await self.setup()
+        return await self.store.acknowledge(alert_id, user, note)
+
+    async def resolve(self, alert_id: str, user: str, note: str | None = None) -> Alert:
+        await self.setup()
+        return await self.store.resolve(alert_id, user, note)
+
+    async def run(self) -> None:
+        """Live fan-out, webhook deliveries and history trimming, until cancelled."""
+        await self.setup()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.live.run(), name="alerts-live")
+                for delivery in self.deliveries:
+                    tg.create_task(delivery.run(), name=f"webhook-{delivery.hook.name}")
+                tg.create_task(self._trim_loop(), name="alerts-trim")
+        finally:
+            await self._client.aclose()
+
+    async def _trim_loop(self) -> None:
+        while True:
+            try:
+                removed = await self.store.trim(self.settings.retention_days * 86400)
+                if removed:
+                    log.info("alerts: trimmed %d resolved alerts", removed)
+            except Exception:
+                log.exception("alerts: trimming failed")
+            await asyncio.sleep(3600)
+
+    async def close(self) -> None:
+        """Release the HTTP client (safe to call twice; ``run`` also does it when cancelled)."""
+        await self._client.aclose()
