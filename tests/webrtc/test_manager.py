@@ -1,0 +1,84 @@
+"""SessionManager against a real libx264 packet source and a real aiortc player that decodes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.webrtc.encoded_source import EncodedFeeds, StreamShape
+from tests.webrtc.viewer import Viewer
+from videohub.models import Camera, Streams, StreamSpec, User
+from videohub.settings.webrtc import WebRTCSettings
+from videohub.webrtc import SessionManager, SessionRecord
+
+pytestmark = pytest.mark.media
+
+
+def camera(cid: str) -> Camera:
+    now = datetime.now(UTC)
+    return Camera(
+        id=cid,
+        name=f"测试 {cid}",
+        line="public_security",
+        streams=Streams(main=StreamSpec(url="rtsp://127.0.0.1:8554/x")),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+OPERATOR = User(username="op", role="operator")
+
+
+@pytest.fixture
+async def feeds() -> AsyncIterator[EncodedFeeds]:
+    f = EncodedFeeds(
+        shapes={
+            "cb": StreamShape(profile="baseline"),
+            "main": StreamShape(profile="main", width=352, height=288),
+            "high": StreamShape(profile="high", width=256, height=144),
+        }
+    )
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
+async def ended() -> list[SessionRecord]:
+    return []
+
+
+@pytest.fixture
+async def manager(feeds: EncodedFeeds, ended: list[SessionRecord]) -> AsyncIterator[SessionManager]:
+    async def on_end(record: SessionRecord) -> None:
+        ended.append(record)
+
+    m = SessionManager(WebRTCSettings(), feeds, on_session_end=on_end)
+    await m.start()
+    try:
+        yield m
+    finally:
+        await m.close()
+
+
+@pytest.mark.parametrize(("cid", "size"), [("cb", (320, 180)), ("main", (352, 288)), ("high", (256, 144))])
+async def test_player_decodes_each_h264_profile(
+    manager: SessionManager, ended: list[SessionRecord], cid: str, size: tuple[int, int]
+) -> None:
+    viewer = Viewer()
+    try:
+        session = await manager.create(OPERATOR, camera(cid), "main", await viewer.offer(), "127.0.0.1")
+        assert "H264/90000" in session.answer_sdp
+        assert "VP8" not in session.answer_sdp
+        await viewer.accept(session.answer_sdp)
+        for _ in range(5):
+            frame = await viewer.frame()
+            assert (frame.width, frame.height) == size
+    finally:
+        await viewer.close()
+    await manager.close()
+    assert len(ended) == 1
+    assert ended[0].camera_id == cid and ended[0].user == "op" and ended[0].bytes_sent > 0

@@ -1,0 +1,22 @@
+"""WHEP playback: encoded H.264 from a Feed subscription to aiortc peers, without decode or re-encode.
+
+manager.SessionManager   owns live sessions, ends them, reports each to the audit hook
+session.WhepSession      one player: RTCPeerConnection + FeedTrack + Feed subscription
+track.FeedTrack          returns av.Packet from recv(), so aiortc only packetizes
+h264                     profile from the SPS, codec preferences, aiortc codec table entries
+offer                    offer checks, mDNS candidate removal, trickle fragments
+"""
+
+from videohub.webrtc.manager import IceRestartUnsupported, SessionEndHook, SessionManager
+from videohub.webrtc.offer import InvalidOffer
+from videohub.webrtc.session import SessionInfo, SessionRecord, WhepSession
+
+__all__ = [
+    "IceRestartUnsupported",
+    "InvalidOffer",
+    "SessionEndHook",
+    "SessionInfo",
+    "SessionManager",
+    "SessionRecord",
+    "WhepSession",
+]

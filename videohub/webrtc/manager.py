@@ -1,0 +1,294 @@
+"""WHEP session manager: turns an SDP offer into a passthrough session, and ends sessions.
+
+Sits between the API (``videohub/api/whep.py``) and the Feed hub: each session holds one Feed
+subscription and one aiortc peer connection. The manager owns every live session and one watchdog
+task; ``close()`` ends them all (idempotent). Each ending is reported once to the audit hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from ingest.packet import Packet
+from videohub.errors import NotFound, Unavailable, VideohubError
+from videohub.models import Camera, User
+from videohub.settings.webrtc import WebRTCSettings
+from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
+from videohub.webrtc.offer import InvalidOffer, TrickleFragment, clean_offer, validate_offer
+from videohub.webrtc.session import SessionInfo, SessionRecord, WhepSession, session_ref
+from videohub.webrtc.source import FeedSource, FeedSubscription
+from videohub.webrtc.track import FeedTrack
+
+log = logging.getLogger(__name__)
+
+SessionEndHook = Callable[[SessionRecord], Awaitable[None]]
+WATCHDOG_INTERVAL = 1.0
+
+
+class IceRestartUnsupported(VideohubError):
+    """A PATCH asked for an ICE restart, which aiortc cannot do (draft-ietf-wish-whep: 422)."""
+
+    status = 422
+
+
+class SessionManager:
+    """All live WHEP sessions of this worker.
+
+    ``feeds`` is the Feed hub (``subscribe(camera, stream)``); ``on_session_end`` receives each
+    finished session's record (user, camera, stream, start, end, bytes, drops, reason).
+    """
+
+    def __init__(
+        self,
+        settings: WebRTCSettings,
+        feeds: FeedSource,
+        *,
+        on_session_end: SessionEndHook | None = None,
+    ) -> None:
+        register_h264_profiles()
+        self._settings = settings
+        self._feeds = feeds
+        self._on_end = on_session_end
+        self._sessions: dict[str, WhepSession] = {}
+        self._pending = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._watchdog is None and not self._closed:
+            self._watchdog = asyncio.create_task(self._watch(), name="whep-watchdog")
+
+    async def close(self) -> None:
+        """End every session (reason ``shutdown``) and stop the watchdog. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        await asyncio.gather(*(self.end(sid, "shutdown") for sid in list(self._sessions)))
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # queries ---------------------------------------------------------------------------------
+
+    def get(self, session_id: str) -> WhepSession | None:
+        return self._sessions.get(session_id)
+
+    def require(self, session_id: str) -> WhepSession:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise NotFound("no such WHEP session")
+        return session
+
+    def sessions(self) -> list[SessionInfo]:
+        return [s.info() for s in self._sessions.values()]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # creating --------------------------------------------------------------------------------
+
+    def _ice_servers(self) -> list[RTCIceServer]:
+        # Always an explicit list: aiortc's default (None) is Google's public STUN server.
+        return [
+            RTCIceServer(
+                urls=server.urls,
+                username=server.username,
+                credential=server.credential.get_secret_value() if server.credential else None,
+            )
+            for server in self._settings.ice_servers
+        ]
+
+    async def _first_keyframe(self, subscription: FeedSubscription) -> Packet:
+        async def first() -> Packet:
+            while True:
+                packet = await subscription.get()
+                if packet.keyframe:
+                    return packet
+
+        try:
+            return await asyncio.wait_for(first(), self._settings.feed_start_timeout)
+        except TimeoutError:
+            raise Unavailable(
+                "the camera feed did not deliver a picture in time", self._settings.retry_after_seconds
+            ) from None
+        except VideohubError:
+            raise
+        except Exception as exc:  # FeedClosed while starting: camera gone, disabled, unreachable
+            raise Unavailable(
+                f"the camera feed ended while starting ({type(exc).__name__})",
+                self._settings.retry_after_seconds,
+            ) from None
+
+    async def create(
+        self, user: User, camera: Camera, stream: str, offer_sdp: str, remote: str | None = None
+    ) -> WhepSession:
+        """Answer a WHEP offer. Raises InvalidOffer (400), Unavailable (503)."""
+        if self._closed:
+            raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
+        validate_offer(offer_sdp)
+        if len(self._sessions) + self._pending >= self._settings.max_sessions:
+            raise Unavailable("too many viewing sessions on this worker", self._settings.retry_after_seconds)
+        if not camera.enabled:
+            raise Unavailable("the camera is disabled", self._settings.retry_after_seconds)
+        self._pending += 1
+        try:
+            return await self._create(user, camera, stream, offer_sdp, remote)
+        finally:
+            self._pending -= 1
+
+    async def _create(
+        self, user: User, camera: Camera, stream: str, offer_sdp: str, remote: str | None
+    ) -> WhepSession:
+        try:
+            subscription = await self._feeds.subscribe(camera, stream)
+        except VideohubError:
+            raise
+        except Exception as exc:
+            log.warning("camera %s/%s: feed cannot start: %s", camera.id, stream, type(exc).__name__)
+            raise Unavailable("the camera feed cannot start", self._settings.retry_after_seconds) from None
+        pc: RTCPeerConnection | None = None
+        try:
+            first = await self._first_keyframe(subscription)
+            session_id = secrets.token_urlsafe(24)
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers()))
+            track = FeedTrack(subscription, first, lambda reason: self._spawn(self.end(session_id, reason)))
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            # Must precede setRemoteDescription: afterwards aiortc has already negotiated (VP8 first).
+            transceiver.setCodecPreferences(h264_preferences(profile_level_id(first.data)))
+            # The player's keyframe requests reach the sender only; passthrough cannot honour them,
+            # so they are counted on the track instead of setting aiortc's unused encoder flag.
+            setattr(transceiver.sender, "_send_keyframe", track.request_keyframe)  # noqa: B010
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=clean_offer(offer_sdp), type="offer"))
+                answer = await pc.createAnswer()
+            except (ValueError, AssertionError) as exc:
+                raise InvalidOffer(f"the offer cannot be answered: {exc}") from None
+            except Exception as exc:  # aiortc's OperationError: nothing in common with the player
+                raise InvalidOffer(f"the offer cannot be answered: {type(exc).__name__}") from None
+            try:
+                # aiortc gathers every candidate inside setLocalDescription, so the answer is complete.
+                await asyncio.wait_for(pc.setLocalDescription(answer), self._settings.gather_timeout)
+            except TimeoutError:
+                raise Unavailable(
+                    "ICE candidate gathering timed out", self._settings.retry_after_seconds
+                ) from None
+            local = pc.localDescription
+            record = SessionRecord(
+                id=session_id,
+                user=user.username,
+                camera_id=camera.id,
+                stream=stream,
+                started_at=datetime.now(UTC),
+                remote=remote,
+            )
+            session = WhepSession(
+                record=record,
+                camera_name=camera.name,
+                line=camera.line,
+                pc=pc,
+                track=track,
+                sender=transceiver.sender,
+                subscription=subscription,
+                answer_sdp=local.sdp,
+                etag=f'"{secrets.token_hex(8)}"',
+            )
+        except BaseException:
+            subscription.close()
+            if pc is not None:
+                await pc.close()
+            raise
+        self._sessions[session_id] = session
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._spawn(self.end(session_id, pc.connectionState))
+
+        log.info(
+            "WHEP session %s: %s watches %s/%s", session_ref(session_id), user.username, camera.id, stream
+        )
+        return session
+
+    # trickle ---------------------------------------------------------------------------------
+
+    async def trickle(self, session: WhepSession, frag: TrickleFragment) -> None:
+        current = session.remote_ufrag()
+        if frag.ufrag is not None and current is not None and frag.ufrag != current:
+            raise IceRestartUnsupported("ICE restart is not supported: start a new session")
+        await session.add_remote_candidates(frag)
+
+    # ending ----------------------------------------------------------------------------------
+
+    async def end(self, session_id: str, reason: str) -> SessionRecord | None:
+        """End one session (idempotent); the audit hook hears of it once."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return None
+        record = await session.close(reason)
+        log.info(
+            "WHEP session %s ended (%s) after %.1f s, %d bytes, %d drops",
+            session_ref(session_id),
+            reason,
+            record.duration_seconds,
+            record.bytes_sent,
+            record.drops,
+        )
+        if self._on_end is not None:
+            try:
+                await self._on_end(record)
+            except Exception:
+                log.exception("session-end hook failed for session %s", session_ref(session_id))
+        return record
+
+    async def _end_where(self, match: Callable[[WhepSession], bool], reason: str) -> int:
+        ids = [sid for sid, s in self._sessions.items() if match(s)]
+        await asyncio.gather(*(self.end(sid, reason) for sid in ids))
+        return len(ids)
+
+    async def close_for_user(self, username: str, reason: str = "rights_revoked") -> int:
+        """End every session of ``username`` (deleted, role or line changed). Returns how many."""
+        return await self._end_where(lambda s: s.record.user == username, reason)
+
+    async def close_for_camera(self, camera_id: str, reason: str = "camera_removed") -> int:
+        """End every session on ``camera_id`` (deleted, disabled, moved to another line)."""
+        return await self._end_where(lambda s: s.record.camera_id == camera_id, reason)
+
+    # background ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        # Endings triggered from aiortc callbacks: kept referenced until done, awaited by close().
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self) -> None:
+        s = self._settings
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+            now = time.monotonic()
+            for sid, session in list(self._sessions.items()):
+                try:
+                    reason = await session.check_alive(now, s.connect_timeout, s.disconnect_grace_seconds)
+                except Exception:
+                    log.exception("session %s: liveness check failed", session_ref(sid))
+                    reason = "error"
+                if reason is not None:
+                    self._spawn(self.end(sid, reason))

@@ -1,0 +1,129 @@
+"""The viewer's video track: encoded H.264 from a Feed subscription, handed to aiortc untouched.
+
+aiortc's ``RTCRtpSender`` checks what ``recv()`` returns: a decoded ``Frame`` goes through its
+libx264 encoder, anything else (an ``av.Packet``) goes straight to ``H264Encoder.pack()``, which only
+splits the Annex-B access unit into NAL units and packetizes them (STAP-A/FU-A). So returning packets
+here is the whole passthrough: no decode, no re-encode, no ``MediaRelay`` (the Feed's bounded
+subscription does the fan-out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from ingest.packet import Packet
+from videohub.webrtc.source import FeedSubscription
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATE = 90_000
+RTP_TIME_BASE = Fraction(1, CLOCK_RATE)
+
+
+class RtpClock:
+    """Maps one viewer's packets onto the 90 kHz RTP clock.
+
+    Spacing comes from the packets' own pts (in their time_base), or from ``received`` when the
+    camera gave no pts or its pts jumped (reconnect, wrap). Packets that waited in the Feed's GOP cache
+    (older than ``backlog`` seconds when sent) get timestamps 1 ms apart: the player decodes that
+    burst at once and shows the live picture, instead of replaying the cached GOP at camera speed and
+    staying seconds behind for the whole session.
+    """
+
+    BURST_STEP = CLOCK_RATE // 1000
+    DEFAULT_STEP = CLOCK_RATE // 25
+
+    def __init__(self, backlog: float = 0.15, max_gap: float = 5.0) -> None:
+        self._backlog = backlog
+        self._max_gap = int(max_gap * CLOCK_RATE)
+        self._ts: int | None = None
+        self._last_pts: int | None = None
+        self._last_received = 0.0
+
+    def map(self, packet: Packet, now: float) -> int:
+        pts = None if packet.pts is None else int(packet.pts * packet.time_base * CLOCK_RATE)
+        if self._ts is None:
+            ts = 0
+        else:
+            by_clock = int((packet.received - self._last_received) * CLOCK_RATE)
+            step = pts - self._last_pts if pts is not None and self._last_pts is not None else by_clock
+            if not 0 < step <= self._max_gap:
+                step = by_clock if 0 < by_clock <= self._max_gap else self.DEFAULT_STEP
+            if now - packet.received > self._backlog:
+                step = min(step, self.BURST_STEP)
+            ts = self._ts + max(step, 1)
+        self._ts = ts
+        self._last_pts = pts
+        self._last_received = packet.received
+        return ts
+
+
+class FeedTrack(MediaStreamTrack):
+    """A ``kind == "video"`` track for one WHEP session; owns the session's Feed subscription.
+
+    ``first`` is the keyframe the session manager already read (to learn the profile) and is sent
+    first. When the feed ends, ``on_feed_end`` is told and aiortc's sender stops on MediaStreamError.
+    """
+
+    kind = "video"
+
+    def __init__(
+        self,
+        subscription: FeedSubscription,
+        first: Packet | None,
+        on_feed_end: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._subscription = subscription
+        self._pending = first
+        self._on_feed_end = on_feed_end
+        self._now = clock
+        self._rtp = RtpClock()
+        self.bytes_sent = 0
+        self.frames_sent = 0
+        self.keyframe_requests = 0
+        self.first_sent_at: float | None = None
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._pending is not None:
+            packet, self._pending = self._pending, None
+        else:
+            try:
+                packet = await self._subscription.get()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the hub's FeedClosed, or the feed failing for good
+                log.debug("feed ended for track %s: %s", self.id, type(exc).__name__)
+                self._on_feed_end("feed_closed")
+                self.stop()
+                raise MediaStreamError from None
+        out = av.Packet(packet.data)
+        out.pts = self._rtp.map(packet, self._now())
+        out.time_base = RTP_TIME_BASE
+        self.bytes_sent += packet.size
+        self.frames_sent += 1
+        if self.first_sent_at is None:
+            self.first_sent_at = self._now()
+        return out
+
+    def request_keyframe(self) -> None:
+        """A PLI/FIR from the player. Passthrough cannot make the camera send a keyframe now; the
+        picture recovers at the camera's next keyframe (one GOP at most). Counted for the sessions API.
+        """
+        self.keyframe_requests += 1
+
+    def stop(self) -> None:
+        super().stop()
+        self._subscription.close()
