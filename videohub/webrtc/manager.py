@@ -97,6 +97,9 @@ class SessionManager:
             raise NotFound("no such WHEP session")
         return session
 
+    def live(self) -> list[WhepSession]:
+        return list(self._sessions.values())
+
     def sessions(self) -> list[SessionInfo]:
         return [s.info() for s in self._sessions.values()]
 

@@ -1,0 +1,180 @@
+"""WHEP (draft-ietf-wish-whep) playback endpoints: the one way to watch a camera.
+
+    OPTIONS /whep/{camera_id}             204, Accept-Post: application/sdp (no auth: CORS preflight)
+    POST    /whep/{camera_id}?stream=…    201, Location /whep/sessions/{id}, ETag, body = SDP answer
+    OPTIONS /whep/sessions/{id}           204, Accept-Patch: application/trickle-ice-sdpfrag
+    PATCH   /whep/sessions/{id}           204 trickle candidates; 422 for an ICE restart (aiortc cannot
+                                          restart ICE: the player starts a new session); 412 stale ETag
+    DELETE  /whep/sessions/{id}           200
+
+Errors: 400 bad SDP or no video, 415 wrong content type, 401 no/bad token, 403 another user's session,
+404 unknown camera or one another line owns (the registry policy hides it), 503 + Retry-After when the
+feed cannot start or the worker is full. ``?stream=sub`` on a camera without a sub stream plays main,
+as a wall tile expects a picture rather than an error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
+from videohub.errors import Forbidden, Unavailable
+from videohub.models import User
+from videohub.services import Services
+from videohub.webrtc.manager import IceRestartUnsupported, SessionManager
+from videohub.webrtc.offer import MAX_SDP_BYTES, InvalidOffer, parse_sdpfrag
+from videohub.webrtc.session import WhepSession
+
+router = APIRouter(tags=["whep"])
+
+SDP = "application/sdp"
+SDPFRAG = "application/trickle-ice-sdpfrag"
+_ALLOW_HEADERS = "Authorization, Content-Type, If-Match"
+_EXPOSE_HEADERS = "Location, ETag, Link, Accept-Post, Accept-Patch"
+
+
+def sessions_of(svc: Services) -> SessionManager:
+    manager = svc.sessions
+    if not isinstance(manager, SessionManager):
+        raise Unavailable("WHEP playback is not running on this worker")
+    return manager
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _cors(request: Request, svc: Services, methods: str) -> dict[str, str]:
+    headers = {
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": _ALLOW_HEADERS,
+        "Access-Control-Expose-Headers": _EXPOSE_HEADERS,
+    }
+    origin = request.headers.get("origin")
+    allowed = svc.settings.server.cors_origins
+    if origin and (origin in allowed or "*" in allowed):
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Vary"] = "Origin"
+    return headers
+
+
+def _unsupported(expected: str, accept_header: str) -> Response:
+    return Response(
+        f'{{"detail": "Content-Type must be {expected}"}}',
+        status_code=415,
+        media_type="application/json",
+        headers={accept_header: expected},
+    )
+
+
+def _link_headers(svc: Services) -> list[str]:
+    # WHEP players learn the ICE servers from Link headers (draft-ietf-wish-whep, as WHIP).
+    links = []
+    for server in svc.settings.webrtc.ice_servers:
+        for url in server.urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username is not None and server.credential is not None:
+                link += (
+                    f'; username="{server.username}"; credential="{server.credential.get_secret_value()}"'
+                    '; credential-type="password"'
+                )
+            links.append(link)
+    return links
+
+
+@router.options("/whep/{camera_id}", include_in_schema=False)
+async def whep_endpoint_options(request: Request, svc: ServicesDep) -> Response:
+    headers = {"Accept-Post": SDP, "Allow": "OPTIONS, POST", **_cors(request, svc, "OPTIONS, POST")}
+    return Response(status_code=204, headers=headers)
+
+
+@router.post(
+    "/whep/{camera_id}",
+    status_code=201,
+    response_class=Response,
+    responses={201: {"content": {SDP: {}}, "description": "SDP answer; Location names the session."}},
+)
+async def whep_offer(
+    request: Request,
+    camera: VisibleCamera,
+    user: CurrentUser,
+    svc: ServicesDep,
+    stream: Annotated[Literal["main", "sub"], Query(description="main or sub stream")] = "main",
+) -> Response:
+    """Start watching a camera: the body is the player's SDP offer, the answer holds every candidate."""
+    if _media_type(request) != SDP:
+        return _unsupported(SDP, "Accept-Post")
+    body = await request.body()
+    if len(body) > MAX_SDP_BYTES:
+        raise InvalidOffer("SDP offer too large")
+    try:
+        offer = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidOffer("the SDP offer is not UTF-8 text") from None
+    manager = sessions_of(svc)
+    chosen = stream if stream == "main" or camera.streams.sub is not None else "main"
+    remote = request.client.host if request.client else None
+    session = await manager.create(user, camera, chosen, offer, remote)
+    headers = {
+        "Location": f"/whep/sessions/{session.id}",
+        "ETag": session.etag,
+        **_cors(request, svc, "OPTIONS, POST"),
+    }
+    response = Response(session.answer_sdp, status_code=201, media_type=SDP, headers=headers)
+    for link in _link_headers(svc):
+        response.headers.append("Link", link)
+    return response
+
+
+def _owned_session(manager: SessionManager, session_id: str, user: User) -> WhepSession:
+    session = manager.require(session_id)
+    if session.record.user != user.username and user.role != "admin":
+        raise Forbidden("this WHEP session belongs to another user")
+    return session
+
+
+@router.options("/whep/sessions/{session_id}", include_in_schema=False)
+async def whep_session_options(request: Request, svc: ServicesDep) -> Response:
+    methods = "OPTIONS, PATCH, DELETE"
+    headers = {"Accept-Patch": SDPFRAG, "Allow": methods, **_cors(request, svc, methods)}
+    return Response(status_code=204, headers=headers)
+
+
+@router.delete("/whep/sessions/{session_id}", response_class=Response)
+async def whep_delete(request: Request, session_id: str, user: CurrentUser, svc: ServicesDep) -> Response:
+    """Stop watching (the session's owner, or an admin)."""
+    manager = sessions_of(svc)
+    session = _owned_session(manager, session_id, user)
+    reason = "deleted" if session.record.user == user.username else "deleted_by_admin"
+    await manager.end(session_id, reason)
+    return Response(status_code=200, headers=_cors(request, svc, "OPTIONS, PATCH, DELETE"))
+
+
+@router.patch("/whep/sessions/{session_id}", response_class=Response)
+async def whep_patch(
+    request: Request,
+    session_id: str,
+    user: CurrentUser,
+    svc: ServicesDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Trickle ICE candidates to a session (RFC 8840 fragment). ICE restart is answered 422."""
+    manager = sessions_of(svc)
+    session = _owned_session(manager, session_id, user)
+    if _media_type(request) != SDPFRAG:
+        return _unsupported(SDPFRAG, "Accept-Patch")
+    if if_match is not None and if_match.strip() == "*":
+        raise IceRestartUnsupported("ICE restart is not supported: start a new session")
+    if if_match is not None and if_match.strip() != session.etag:
+        return Response(status_code=412, headers=_cors(request, svc, "OPTIONS, PATCH, DELETE"))
+    body = await request.body()
+    if len(body) > MAX_SDP_BYTES:
+        raise InvalidOffer("trickle fragment too large")
+    try:
+        frag = parse_sdpfrag(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidOffer("the fragment is not UTF-8 text") from None
+    await manager.trickle(session, frag)
+    return Response(status_code=204, headers=_cors(request, svc, "OPTIONS, PATCH, DELETE"))
