@@ -13,6 +13,18 @@ from camsim import auth, pipeline  # noqa: E402
 from camsim.spec import MountSpec  # noqa: E402
 
 
+class _SharedFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
+    """A factory whose shared media ignores the URL's query string.
+
+    The default cache key includes the query, so `/cb?cam=1` and `/cb?cam=2` would each start their
+    own encoder. Keyed by path only, distinct camera URLs share one encoder, like one real camera
+    registered under several names.
+    """
+
+    def do_gen_key(self, url: Any) -> str:
+        return str(url.abspath)
+
+
 class Mount:
     """A camera: owns its shared media factory and the state every media pipeline must follow.
 
@@ -28,7 +40,7 @@ class Mount:
         self.stalled = False
         self.running = False
         self.medias: list[Any] = []
-        self.factory = GstRtspServer.RTSPMediaFactory()
+        self.factory = _SharedFactory()
         self.factory.set_launch(pipeline.launch_line(spec))
         self.factory.set_shared(True)
         self.factory.connect("media-configure", self._on_media_configure)
@@ -69,5 +81,6 @@ class Mount:
             stalled=self.stalled,
             pattern=self.pattern,
             active=bool(self.medias),
+            medias=len(self.medias),  # 1 while watched: every client shares one encoder
         )
         return d

@@ -80,9 +80,13 @@ def _encoder(spec: MountSpec) -> str:
     if spec.inband_params:
         # SPS/PPS before every IDR via the parser; doing it in rtph264pay splits sliced IDR frames.
         return f"{enc}! video/x-h264,profile={profile} ! h264parse config-interval=-1"
-    # avc output: x264 puts SPS/PPS into codec_data only, the payloader moves them into the SDP
-    # (sprop-parameter-sets) and the parser must not re-insert them in-band.
-    return f"{enc}! video/x-h264,profile={profile},stream-format=avc ! h264parse config-interval=0"
+    # Like many real cameras: SPS/PPS only in the SDP (sprop-parameter-sets). x264 repeats them
+    # before every IDR unless told not to; with avc output they then live in codec_data only, which
+    # the payloader turns into sprop-parameter-sets, and the parser must not re-insert them.
+    return (
+        f"{enc}option-string=repeat-headers=0 ! video/x-h264,profile={profile},stream-format=avc "
+        "! h264parse config-interval=0"
+    )
 
 
 @dataclass(frozen=True)
