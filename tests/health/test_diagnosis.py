@@ -101,12 +101,30 @@ def test_frozen_after_unchanged_keyframes_and_recovers_when_moving() -> None:
     assert d.diagnose(scene(21)).healthy
 
 
-def test_static_but_noisy_scene_is_not_frozen() -> None:
+def osd(img: Frame, second: int) -> Frame:
+    """Burn in a camera's OSD clock, as most cameras do."""
+    out = img.copy()
+    cv2.putText(
+        out, f"2026-11-26 08:{second // 60:02d}:{second % 60:02d}", (20, 40), 0, 1.0, (255, 255, 255), 2
+    )
+    return out
+
+
+def test_static_noisy_scene_with_running_osd_clock_is_not_frozen() -> None:
     d = PictureDiagnoser()
     for i in range(8):
-        # Same layout each time, only the sensor noise changes (an empty corridor).
-        img = scene(0).astype(np.float32) + np.random.default_rng(i).normal(0, 4, (H, W, 3))
-        assert d.diagnose(u8(img)).healthy
+        # Same layout each time, only the sensor noise and the clock change (an empty corridor).
+        img = u8(scene(0).astype(np.float32) + np.random.default_rng(i).normal(0, 4, (H, W, 3)))
+        assert d.diagnose(osd(img, 10 * i)).healthy
+
+
+def test_static_noisy_scene_with_stopped_osd_clock_is_frozen() -> None:
+    d = PictureDiagnoser()
+    reasons = []
+    for i in range(5):
+        img = u8(scene(0).astype(np.float32) + np.random.default_rng(i).normal(0, 4, (H, W, 3)))
+        reasons.append(d.diagnose(osd(img, 0)).reasons)
+    assert reasons[-1] == ("frozen",)
 
 
 def test_blurred_relative_to_baseline() -> None:
@@ -125,7 +143,7 @@ def test_plain_wall_scene_is_not_blurred() -> None:
         wall = np.full((H, W, 3), 150, np.float32)
         wall += np.linspace(-25, 25, W, dtype=np.float32)[None, :, None]  # lighting gradient
         wall += np.random.default_rng(i).normal(0, 2, wall.shape)
-        assert d.diagnose(u8(wall)).healthy
+        assert d.diagnose(osd(u8(wall), 10 * i)).healthy
 
 
 def test_covered_lens_flat_grey() -> None:

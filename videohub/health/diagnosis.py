@@ -127,14 +127,14 @@ class PictureDiagnoser:
 
         # Frozen counts unchanged keyframes; a black or flat picture is "unchanged" by nature and is
         # reported by its own reason instead.
-        if m.diff is not None and m.diff <= s.frozen_max_diff:
+        if m.changed is not None and m.changed <= s.frozen_max_changed:
             self._unchanged += 1
         else:
             self._unchanged = 0
         frozen = self._unchanged >= s.frozen_checks and not (black or covered)
         checks.append(
             CheckResult(
-                "frozen", frozen, m.diff, s.frozen_max_diff, f"unchanged for {self._unchanged} checks"
+                "frozen", frozen, m.changed, s.frozen_max_changed, f"unchanged for {self._unchanged} checks"
             )
         )
 

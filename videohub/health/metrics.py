@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+CHANGE_DELTA = 12
+
 Frame = npt.NDArray[np.uint8]
 """A decoded picture: BGR ``(h, w, 3)`` or grey ``(h, w)``, uint8."""
 
@@ -28,6 +30,9 @@ class FrameMetrics:
     """Mean Lab b* offset from grey (blue- / yellow+)."""
     diff: float | None
     """Mean absolute brightness difference to the previous checked keyframe (None on the first)."""
+    changed: float | None
+    """Fraction of pixels whose brightness changed by more than ``CHANGE_DELTA`` since the previous
+    keyframe: encoder and sensor noise stay below it, any real motion (even an OSD clock) does not."""
 
     @property
     def chroma(self) -> float:
@@ -69,8 +74,11 @@ def measure(small: Frame, previous_gray: Frame | None) -> tuple[FrameMetrics, Fr
     else:
         a_mean = b_mean = 0.0
     diff: float | None = None
+    changed: float | None = None
     if previous_gray is not None and previous_gray.shape == gray.shape:
-        diff = float(cv2.absdiff(gray, previous_gray).mean())
+        delta = cv2.absdiff(gray, previous_gray)
+        diff = float(delta.mean())
+        changed = float(np.count_nonzero(delta > CHANGE_DELTA)) / delta.size
     metrics = FrameMetrics(
         luma_mean=float(mean[0][0]),
         luma_std=float(std[0][0]),
@@ -79,5 +87,6 @@ def measure(small: Frame, previous_gray: Frame | None) -> tuple[FrameMetrics, Fr
         chroma_a=a_mean,
         chroma_b=b_mean,
         diff=diff,
+        changed=changed,
     )
     return metrics, gray

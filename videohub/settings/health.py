@@ -55,11 +55,11 @@ class DiagnosisSettings(_Section):
     overexposed_min_fraction: float = Field(
         0.6, gt=0, le=1, description="...and the fraction of saturated pixels (>= 250) at least this."
     )
-    frozen_max_diff: float = Field(
-        0.35,
+    frozen_max_changed: float = Field(
+        0.0002,
         ge=0,
-        le=255,
-        description="Mean abs luma difference between keyframes below which they are the same.",
+        le=1,
+        description="Keyframes are the same when at most this fraction of pixels changed (by > 12 levels).",
     )
     frozen_checks: int = Field(
         3, ge=1, le=100, description="Consecutive unchanged keyframes (checks) before a picture is frozen."
