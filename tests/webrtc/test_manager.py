@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -9,6 +11,7 @@ import pytest
 
 from tests.webrtc.encoded_source import EncodedFeeds, StreamShape
 from tests.webrtc.viewer import Viewer
+from videohub.errors import Unavailable
 from videohub.models import Camera, Streams, StreamSpec, User
 from videohub.settings.webrtc import WebRTCSettings
 from videohub.webrtc import SessionManager, SessionRecord
@@ -82,3 +85,39 @@ async def test_player_decodes_each_h264_profile(
     await manager.close()
     assert len(ended) == 1
     assert ended[0].camera_id == cid and ended[0].user == "op" and ended[0].bytes_sent > 0
+
+
+async def test_offer_with_only_mdns_candidates_still_plays(manager: SessionManager) -> None:
+    # Browsers hide their addresses behind mDNS names; dropping those, ICE connects through the
+    # player's own checks (peer-reflexive candidates).
+    viewer = Viewer()
+    try:
+        offer = re.sub(
+            r"(a=candidate:\S+ \d+ udp \d+ )(\S+)( \d+ typ host)",
+            lambda m: f"{m.group(1)}{uuid.uuid4()}.local{m.group(3)}",
+            await viewer.offer(),
+        )
+        assert ".local" in offer
+        session = await manager.create(OPERATOR, camera("cb"), "main", offer)
+        await viewer.accept(session.answer_sdp)
+        assert (await viewer.frame()).width == 320
+    finally:
+        await viewer.close()
+
+
+async def test_full_worker_answers_unavailable_and_close_is_idempotent(feeds: EncodedFeeds) -> None:
+    m = SessionManager(WebRTCSettings(max_sessions=1), feeds)
+    await m.start()
+    first, second = Viewer(), Viewer()
+    try:
+        await m.create(OPERATOR, camera("cb"), "main", await first.offer())
+        with pytest.raises(Unavailable):
+            await m.create(OPERATOR, camera("cb"), "main", await second.offer())
+        assert len(m) == 1
+    finally:
+        await m.close()
+        await m.close()
+        await first.close()
+        await second.close()
+    assert len(m) == 0
+    assert feeds.streams[("cb", "main")].subscribers == 0

@@ -54,7 +54,7 @@ class RtpClock:
         if self._ts is None:
             ts = 0
         else:
-            by_clock = int((packet.received - self._last_received) * CLOCK_RATE)
+            by_clock = round((packet.received - self._last_received) * CLOCK_RATE)
             step = pts - self._last_pts if pts is not None and self._last_pts is not None else by_clock
             if not 0 < step <= self._max_gap:
                 step = by_clock if 0 < by_clock <= self._max_gap else self.DEFAULT_STEP
