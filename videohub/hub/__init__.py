@@ -1,0 +1,8 @@
+"""The Feed hub: one Feed per camera stream (GOP cache, bounded fan-out) and the manager that runs
+their ingest threads as the registry says (``FeedManager``)."""
+
+from videohub.hub.feed import Feed, FeedClosed, FeedInfo, Subscription
+from videohub.hub.manager import FeedManager, FeedStats
+from videohub.hub.snapshot import NoPicture
+
+__all__ = ["Feed", "FeedClosed", "FeedInfo", "FeedManager", "FeedStats", "NoPicture", "Subscription"]

@@ -1,0 +1,104 @@
+"""JPEG snapshots of a feed: the latest keyframe, decoded on demand in a worker thread, cached briefly.
+
+Beside the viewers on the Feed's output (Feed → **snapshot**). Only a keyframe is decoded, and only
+when someone asks, so snapshots cost nothing while nobody looks; the cache keeps a burst of requests
+(a wall of thumbnails refreshing together) to one decode per keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.error
+
+from ingest.packet import Packet
+from videohub.errors import Unavailable
+
+
+class NoPicture(Unavailable):
+    """The camera has no picture to show now; ``reason`` is machine-readable (a ingest Reason or
+    ``disabled``, ``not_streaming``, ``undecodable``)."""
+
+    def __init__(self, message: str, reason: str, retry_after: int = 2) -> None:
+        super().__init__(message, retry_after)
+        self.reason = reason
+
+
+def keyframe_to_jpeg(packet: Packet, quality: int = 5) -> bytes:
+    """Decode one H.264 keyframe (SPS/PPS in-band) and encode it as JPEG. Blocking: run in a thread.
+
+    ``quality`` is MJPEG's qscale (2 best … 31 worst). Raises NoPicture when it does not decode.
+    """
+    try:
+        decoder = av.CodecContext.create("h264", "r")
+        assert isinstance(decoder, av.VideoCodecContext)
+        frames = list(decoder.decode(av.Packet(packet.data)))
+        frames += list(decoder.decode(None))  # flush: the decoder may hold the frame back
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise NoPicture(
+            f"the latest keyframe does not decode ({type(exc).__name__})", "undecodable"
+        ) from None
+    if not frames:
+        raise NoPicture("the latest keyframe gave no picture", "undecodable")
+    frame = frames[-1]
+    encoder = av.CodecContext.create("mjpeg", "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    encoder.width = frame.width
+    encoder.height = frame.height
+    encoder.pix_fmt = "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"qmin": str(quality), "qmax": str(quality)}
+    picture = frame.reformat(format="yuvj420p")
+    picture.pts = 0
+    data = b"".join(bytes(p) for p in encoder.encode(picture))
+    data += b"".join(bytes(p) for p in encoder.encode(None))
+    return data
+
+
+@dataclass(slots=True)
+class _Cached:
+    keyframe: Packet
+    jpeg: bytes
+    at: float
+
+
+class SnapshotCache:
+    """Per-feed cache of the last JPEG: reused while its keyframe is still the latest or it is
+    younger than ``max_age`` seconds. Concurrent requests for one feed share one decode."""
+
+    def __init__(self, max_age: float) -> None:
+        self._max_age = max_age
+        self._cache: dict[str, _Cached] = {}
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+
+    async def get(self, key: str, keyframe: Packet) -> bytes:
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and (cached.keyframe is keyframe or now - cached.at < self._max_age):
+            return cached.jpeg
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            jpeg = await asyncio.to_thread(keyframe_to_jpeg, keyframe)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters (if any) re-raise it
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(jpeg)
+        self._cache[key] = _Cached(keyframe, jpeg, time.monotonic())
+        return jpeg
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)

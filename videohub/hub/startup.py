@@ -1,0 +1,16 @@
+"""The Feed hub's part of the app lifespan: start the FeedManager, stop it at shutdown."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from videohub.hub.manager import FeedManager
+from videohub.services import Services
+
+
+async def hub_startup(svc: Services, stack: AsyncExitStack) -> None:
+    """Start ingesting (always_on cameras now, on_demand ones when watched); sets ``svc.hub``."""
+    manager = FeedManager(svc.settings.ingest, svc.registry)
+    stack.push_async_callback(manager.close)
+    await manager.start()
+    svc.hub = manager
