@@ -20,7 +20,7 @@ SECRET = "s3cret-for-tests"
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     await client.flushdb()
     try:
         yield client

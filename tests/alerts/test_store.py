@@ -22,7 +22,7 @@ class Clock:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     await client.flushdb()
     try:
         yield client
@@ -74,6 +74,7 @@ async def test_query_filters_newest_first_and_trim_keeps_open_alerts(redis: aior
     store = AlertStore(redis, clock=clock)
     old = await store.open("cam1", "public_security", "offline", ["refused"])
     await store.resolve(old.id, "auto")
+    clock.now += 1
     still_open = await store.open("cam2", "public_security", "degraded", ["black"])
     clock.now += 40 * 86400
     new = await store.open("cam3", "environment", "offline", ["timeout"])

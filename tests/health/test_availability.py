@@ -58,7 +58,7 @@ def test_line_combines_time_weighted() -> None:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     await client.flushdb()
     try:
         yield client

@@ -1,59 +1,66 @@
-"""Live alert events for the UI: an in-process fan-out fed by tailing the Redis event stream."""
+"""Live events for the UI: an in-process fan-out fed by tailing a Redis stream.
+
+Used for alert events (``alerts:events``) and health transitions (``health:events``). Tailing the
+stream rather than publishing locally means a UI connected to one worker also sees what another
+worker sharing the Redis raised.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from videohub.alerts.models import AlertEvent
-from videohub.alerts.store import parse_event
+from videohub.alerts.store import parse_event, text
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class Subscription:
+
+class Subscription(Generic[T]):
     """One subscriber's bounded queue: a stalled WebSocket drops its oldest events, counted."""
 
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[AlertEvent] = asyncio.Queue(size)
+        self.queue: asyncio.Queue[T] = asyncio.Queue(size)
         self.dropped = 0
 
-    def put(self, event: AlertEvent) -> None:
+    def put(self, event: T) -> None:
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
         self.queue.put_nowait(event)
 
-    def __aiter__(self) -> AsyncIterator[AlertEvent]:
+    def __aiter__(self) -> AsyncIterator[T]:
         return self._iter()
 
-    async def _iter(self) -> AsyncIterator[AlertEvent]:
+    async def _iter(self) -> AsyncIterator[T]:
         while True:
             yield await self.queue.get()
 
 
-class LiveAlerts:
-    """Pushes every alert event (from any worker) to the subscribers in this process (the /ws endpoint).
+class StreamFanout(Generic[T]):
+    """Pushes every entry of one Redis stream (from now on) to the subscribers in this process."""
 
-    Tailing the stream rather than publishing locally means a UI connected to one worker also sees
-    alerts raised by another worker sharing the Redis.
-    """
-
-    def __init__(self, redis: aioredis.Redis, stream: str, buffer: int = 256) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, stream: str, parse: Callable[[dict[Any, Any]], T], buffer: int = 256
+    ) -> None:
         self.redis = redis
         self.stream = stream
+        self.parse = parse
         self.buffer = buffer
-        self._subs: set[Subscription] = set()
+        self._subs: set[Subscription[T]] = set()
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        """``async with live.subscribe() as sub: async for event in sub: ...``"""
-        sub = Subscription(self.buffer)
+    async def subscribe(self) -> AsyncIterator[Subscription[T]]:
+        """``async with fanout.subscribe() as sub: async for event in sub: ...``"""
+        sub: Subscription[T] = Subscription(self.buffer)
         self._subs.add(sub)
         try:
             yield sub
@@ -64,7 +71,7 @@ class LiveAlerts:
     def dropped(self) -> int:
         return sum(s.dropped for s in self._subs)
 
-    def publish(self, event: AlertEvent) -> None:
+    def publish(self, event: T) -> None:
         for sub in list(self._subs):
             sub.put(event)
 
@@ -75,13 +82,20 @@ class LiveAlerts:
             try:
                 rows = await self.redis.xread({self.stream: last}, count=100, block=1000)
             except (RedisConnectionError, OSError) as exc:
-                log.warning("live alerts: redis unavailable: %s", exc)
+                log.warning("live %s: redis unavailable: %s", self.stream, exc)
                 await asyncio.sleep(1.0)
                 continue
             for _stream, entries in rows:
                 for entry_id, fields in entries:
-                    last = entry_id.decode()
+                    last = text(entry_id)
                     try:
-                        self.publish(parse_event(fields))
+                        self.publish(self.parse(fields))
                     except ValueError:
-                        log.exception("live alerts: bad event %s", last)
+                        log.exception("live %s: bad entry %s", self.stream, last)
+
+
+class LiveAlerts(StreamFanout[AlertEvent]):
+    """Alert events (opened, updated, acknowledged, resolved) for the /ws endpoint."""
+
+    def __init__(self, redis: aioredis.Redis, stream: str, buffer: int = 256) -> None:
+        super().__init__(redis, stream, parse_event, buffer)

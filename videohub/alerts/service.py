@@ -8,13 +8,14 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
 
 from videohub.alerts.live import LiveAlerts
 from videohub.alerts.models import Alert
-from videohub.alerts.store import AlertStore, Clock
+from videohub.alerts.store import AlertStore, Clock, text
 from videohub.alerts.webhooks import WebhookDelivery, ensure_group
 from videohub.settings.health import AlertSettings
 
@@ -67,7 +68,7 @@ class AlertService:
                 await ensure_group(self.redis, self.store.stream, delivery.hook)
             self._groups_ready = True
 
-    async def reconcile(self, camera: str, line: str, desired: Mapping[str, Sequence[str]]) -> list[Alert]:
+    async def reconcile(self, camera: str, line: str, desired: Mapping[Any, Sequence[str]]) -> list[Alert]:
         """Make the camera's unresolved health alerts match ``desired`` (kind → reasons).
 
         Opens the missing ones, updates reasons, auto-resolves the ones no longer wanted. Returns the
@@ -79,12 +80,12 @@ class AlertService:
         changed: list[Alert] = []
         for kind, raw_id in zip(HEALTH_KINDS, ids, strict=True):
             if kind in desired:
-                before = await self.store.get(raw_id.decode()) if raw_id is not None else None
+                before = await self.store.get(text(raw_id)) if raw_id is not None else None
                 alert = await self.store.open(camera, line, kind, desired[kind])
                 if before is None or before.reasons != alert.reasons:
                     changed.append(alert)
             elif raw_id is not None:
-                changed.append(await self.store.resolve(raw_id.decode(), "auto"))
+                changed.append(await self.store.resolve(text(raw_id), "auto"))
         return changed
 
     async def acknowledge(self, alert_id: str, user: str, note: str | None = None) -> Alert:

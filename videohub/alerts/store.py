@@ -14,6 +14,7 @@ import json
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -68,14 +69,14 @@ class AlertStore:
 
     async def open(self, camera: str, line: str, kind: str, reasons: Sequence[str]) -> Alert:
         """Open an alert for (camera, kind), or return the unresolved one (updating its reasons)."""
-        field = f"{camera}|{kind}"
+        key = f"{camera}|{kind}"
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(self.open_key)
-                    existing_id = await pipe.hget(self.open_key, field)
+                    existing_id = await pipe.hget(self.open_key, key)
                     if existing_id is not None:
-                        existing = await self.get(existing_id.decode())
+                        existing = await self.get(text(existing_id))
                         if existing is not None and existing.active:
                             if existing.reasons == list(reasons) and existing.line == line:
                                 await pipe.unwatch()
@@ -98,7 +99,7 @@ class AlertStore:
                         updated_at=now,
                     )
                     pipe.multi()
-                    pipe.hset(self.open_key, field, alert.id)
+                    pipe.hset(self.open_key, key, alert.id)
                     pipe.zadd(self._index, {alert.id: now.timestamp()})
                     self._write(pipe, alert, "opened")
                     await pipe.execute()
@@ -178,9 +179,9 @@ class AlertStore:
         """(camera, kind) → id of every unresolved alert."""
         rows = await self.redis.hgetall(self.open_key)
         out: dict[tuple[str, str], str] = {}
-        for field, value in rows.items():
-            camera, _, kind = field.decode().rpartition("|")
-            out[(camera, kind)] = value.decode()
+        for name, value in rows.items():
+            camera, _, kind = text(name).rpartition("|")
+            out[(camera, kind)] = text(value)
         return out
 
     async def active(self) -> list[Alert]:
@@ -214,7 +215,7 @@ class AlertStore:
             if not ids:
                 break
             offset += len(ids)
-            for alert in await self._many([i.decode() for i in ids]):
+            for alert in await self._many([text(i) for i in ids]):
                 if state is not None and alert.state != state:
                     continue
                 if lines is not None and alert.line not in lines:
@@ -231,7 +232,7 @@ class AlertStore:
     async def trim(self, older_than_seconds: float) -> int:
         """Delete resolved alerts opened before the cutoff; returns how many."""
         cutoff = self._clock() - older_than_seconds
-        ids = [i.decode() for i in await self.redis.zrangebyscore(self._index, "-inf", cutoff)]
+        ids = [text(i) for i in await self.redis.zrangebyscore(self._index, "-inf", cutoff)]
         removed = 0
         for alert in await self._many(ids):
             if alert.active:
@@ -246,8 +247,21 @@ class AlertStore:
         rows = await self.redis.xrange(
             self.stream, f"({last_id}" if last_id != "0" else "-", "+", count=count
         )
-        return [(rid.decode(), parse_event(fields)) for rid, fields in rows]
+        return [(text(rid), parse_event(fields)) for rid, fields in rows]
 
 
-def parse_event(fields: dict[bytes, bytes]) -> AlertEvent:
-    return AlertEvent.model_validate(json.loads(fields[b"alert"]))
+def text(value: bytes | str) -> str:
+    """A Redis reply as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def entry_field(fields: dict[Any, Any], name: str) -> str:
+    """One field of a stream entry, whether the client decodes responses or not."""
+    value = fields.get(name, fields.get(name.encode()))
+    if value is None:
+        raise ValueError(f"stream entry has no field {name!r}")
+    return text(value)
+
+
+def parse_event(fields: dict[Any, Any]) -> AlertEvent:
+    return AlertEvent.model_validate(json.loads(entry_field(fields, "alert")))

@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from videohub.alerts.models import AlertEvent
-from videohub.alerts.store import parse_event
+from videohub.alerts.store import parse_event, text
 from videohub.settings.health import AlertSettings, WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class WebhookDelivery:
                 continue
             for _stream, entries in rows:
                 for entry_id, fields in entries:
-                    await self._deliver(entry_id.decode(), fields)
+                    await self._deliver(text(entry_id), fields)
 
     async def _drain(self, start: str) -> None:
         last = start
@@ -111,7 +112,7 @@ class WebhookDelivery:
             if not entries:
                 return
             for entry_id, fields in entries:
-                last = entry_id.decode()
+                last = text(entry_id)
                 if fields:  # an entry trimmed from the stream while pending comes back empty
                     await self._deliver(last, fields)
                 else:
@@ -125,11 +126,11 @@ class WebhookDelivery:
         claimed = result[1] if len(result) > 1 else []
         for entry_id, fields in claimed:
             if fields:
-                await self._deliver(entry_id.decode(), fields)
+                await self._deliver(text(entry_id), fields)
             else:
                 await self.redis.xack(self.stream, self.group, entry_id)
 
-    async def _deliver(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+    async def _deliver(self, entry_id: str, fields: dict[Any, Any]) -> None:
         event = parse_event(fields)
         if not self.wants(event):
             self.stats.skipped += 1

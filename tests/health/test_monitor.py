@@ -1,0 +1,175 @@
+"""The health monitor's decisions with a stats double and an injected clock, on a real Valkey.
+
+The real Feed manager and camera simulator are used in ``test_integration.py``; here a small double
+stands in for the ingest stats so hold times and reasons can be stepped through deterministically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from ingest.packet import Packet
+from ingest.stats import StatsSnapshot
+from videohub.alerts.service import AlertService
+from videohub.health.monitor import HealthMonitor
+from videohub.health.probe import ProbeResult
+from videohub.models import Camera, CameraCreate, Streams, StreamSpec
+from videohub.registry import CameraRegistry
+from videohub.settings.health import HealthSettings
+
+LINES = ["public_security", "work_safety"]
+
+STATS = StatsSnapshot(
+    state="streaming",
+    reason=None,
+    codec="h264",
+    profile="main",
+    width=640,
+    height=360,
+    fps=10.0,
+    bitrate_kbps=400.0,
+    keyframe_interval=1.0,
+    mode="passthrough",
+    output_codec="h264",
+    packets=100,
+    bytes=10_000,
+    drops=0,
+    reconnects=0,
+    failures=0,
+    retry_in=None,
+    last_packet_age=0.1,
+    last_error=None,
+    last_error_reason=None,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.stats: dict[str, StatsSnapshot] = {}
+
+    def stream_stats(self, camera_id: str) -> StatsSnapshot | None:
+        return self.stats.get(camera_id)
+
+    def latest_keyframe(self, camera_id: str) -> Packet | None:
+        return None
+
+    def viewers(self, camera_id: str) -> int:
+        return 0
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+async def add(registry: CameraRegistry, cam_id: str, mode: str = "always_on") -> Camera:
+    return await registry.create(
+        CameraCreate(
+            id=cam_id,
+            name=cam_id,
+            line="public_security",
+            streams=Streams(main=StreamSpec(url=f"rtsp://127.0.0.1:1/{cam_id}")),
+            mode=mode,
+        )
+    )
+
+
+async def test_stopped_camera_raises_one_offline_alert_and_resolves_when_back(redis: aioredis.Redis) -> None:
+    clock, hub = Clock(), Hub()
+    registry = CameraRegistry(redis, LINES, allow_test_sources=True)
+    alerts = AlertService(redis, clock=clock)
+    settings = HealthSettings(recover_hold_seconds=5)
+    monitor = HealthMonitor(settings, registry, alerts, redis, hub=hub, clock=clock)
+    await add(registry, "cam1")
+    await monitor.load()
+    hub.stats["cam1"] = STATS
+    await monitor.tick()
+    assert monitor.cameras["cam1"].health.state == "online"
+    for _ in range(10):  # packets stop; later ticks see the same outage
+        clock.now += 1
+        hub.stats["cam1"] = replace(STATS, last_packet_age=hub.stats["cam1"].last_packet_age + 1)  # type: ignore[operator]
+        await monitor.tick()
+    active = await alerts.store.active()
+    assert [(a.camera, a.kind, a.reasons) for a in active] == [("cam1", "offline", ["stalled"])]
+    hub.stats["cam1"] = replace(STATS, last_packet_age=None, reason="refused")
+    await monitor.tick()
+    assert [a.reasons for a in await alerts.store.active()] == [["refused"]]  # same alert, new reason
+    hub.stats["cam1"] = STATS
+    await monitor.tick()
+    assert len(await alerts.store.active()) == 1  # not yet healthy for the hold time
+    clock.now += 6
+    await monitor.tick()
+    assert await alerts.store.active() == []
+    history = await alerts.store.query()
+    assert [(a.kind, a.state, a.resolved_by) for a in history] == [("offline", "resolved", "auto")]
+    states = [t.new for t in reversed(await monitor.history.recent("cam1"))]
+    assert states == ["online", "offline", "online"]
+    await alerts.close()
+
+
+async def test_low_fps_is_degraded(redis: aioredis.Redis) -> None:
+    clock, hub = Clock(), Hub()
+    registry = CameraRegistry(redis, LINES, allow_test_sources=True)
+    alerts = AlertService(redis, clock=clock)
+    monitor = HealthMonitor(
+        HealthSettings(degraded_hold_seconds=2), registry, alerts, redis, hub=hub, clock=clock
+    )
+    await add(registry, "cam1")
+    await monitor.load()
+    hub.stats["cam1"] = STATS
+    for _ in range(5):
+        await monitor.tick()
+        clock.now += 1
+    hub.stats["cam1"] = replace(STATS, fps=2.0)
+    for _ in range(4):
+        await monitor.tick()
+        clock.now += 1
+    assert [(a.kind, a.reasons) for a in await alerts.store.active()] == [("degraded", ["low_fps"])]
+    await alerts.close()
+
+
+async def test_on_demand_camera_is_probed_and_diagnosed(redis: aioredis.Redis) -> None:
+    clock, hub = Clock(), Hub()
+    registry = CameraRegistry(redis, LINES, allow_test_sources=True)
+    alerts = AlertService(redis, clock=clock)
+    answers = {
+        "cam-black": ProbeResult(np.zeros((90, 160, 3), np.uint8), None, 0.1),
+        "cam-down": ProbeResult(None, "refused", 0.01),
+    }
+
+    async def prober(camera: Camera, url: str) -> ProbeResult:
+        return answers[camera.id]
+
+    settings = HealthSettings(degraded_hold_seconds=0)
+    monitor = HealthMonitor(settings, registry, alerts, redis, hub=hub, clock=clock, prober=prober)
+    await add(registry, "cam-black", "on_demand")
+    await add(registry, "cam-down", "on_demand")
+    await monitor.load()
+    await monitor.tick()  # not pulled: stats say nothing about on_demand cameras
+    assert {t.health.state for t in monitor.cameras.values()} == {"unknown"}
+    for t in monitor.cameras.values():
+        await monitor.probe_once(t)
+    active = {a.camera: (a.kind, a.reasons) for a in await alerts.store.active()}
+    assert active == {"cam-black": ("degraded", ["black"]), "cam-down": ("offline", ["refused"])}
+    snap = monitor.snapshot("cam-black")
+    assert snap is not None and snap["diagnosis"]["reasons"] == ["black"]
+    await alerts.close()

@@ -1,0 +1,389 @@
+"""The health monitor: stream stats and keyframe diagnosis in, held states, history and alerts out.
+
+Pipeline: ingest stats (FeedManager) and the Feed's latest keyframe → ``HealthMonitor`` →
+``StreamHealth`` per camera → transitions to the availability history and the live UI, and the
+wanted alerts to the ``AlertService``.
+
+- ``always_on`` cameras: stream stats every ``tick_seconds`` (offline ``offline_after_seconds``
+  after the last packet; ``low_fps``), one keyframe per ``diagnosis_interval_seconds`` decoded
+  (keyframes only) and diagnosed in a worker thread.
+- ``on_demand`` cameras: probed on a jittered schedule with bounded concurrency (``prober``):
+  connect, one keyframe, diagnose, disconnect. While someone watches one, its stats are used
+  instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from ingest.packet import Packet
+from ingest.stats import StatsSnapshot
+from videohub.alerts.live import StreamFanout
+from videohub.alerts.service import AlertService
+from videohub.alerts.store import entry_field
+from videohub.health.availability import AvailabilityHistory
+from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
+from videohub.health.keyframe import decode_keyframe
+from videohub.health.probe import ProbeResult, probe, with_credentials
+from videohub.health.state import AlertKind, Observed, StreamHealth, Transition
+from videohub.models import Camera
+from videohub.registry import CameraRegistry
+from videohub.settings.health import HealthSettings
+
+log = logging.getLogger(__name__)
+
+Prober = Callable[[Camera, str], Awaitable[ProbeResult]]
+"""Probe one camera given its connect URL (with credentials); injectable for benchmarks."""
+
+
+class HubView(Protocol):
+    """What the monitor needs from the Feed manager (``videohub.hub``)."""
+
+    def stream_stats(self, camera_id: str) -> StatsSnapshot | None:
+        """Stats of the camera's running ingest, None when it is not being pulled."""
+
+    def latest_keyframe(self, camera_id: str) -> Packet | None:
+        """The Feed's cached keyframe (H.264 Annex-B with SPS/PPS), None when it has none."""
+
+    def viewers(self, camera_id: str) -> int:
+        """Subscribers of the camera's feeds (WHEP viewers and others)."""
+
+
+def parse_transition(fields: dict[Any, Any]) -> Transition:
+    return Transition.from_dict(json.loads(entry_field(fields, "t")))
+
+
+@dataclass
+class Tracked:
+    """Everything the monitor keeps about one camera."""
+
+    camera: Camera
+    health: StreamHealth
+    diagnoser: PictureDiagnoser
+    tracked_since: float
+    diagnosis: Diagnosis | None = None
+    diagnosed_at: float | None = None
+    last_keyframe: Packet | None = None
+    usual_fps: float | None = None
+    reconciled: dict[AlertKind, tuple[str, ...]] | None = None
+    probe: dict[str, Any] | None = None
+    stats: StatsSnapshot | None = None
+    probing: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HealthMonitor:
+    """Owns the per-camera health of this worker's cameras; ``run()`` until cancelled."""
+
+    def __init__(
+        self,
+        settings: HealthSettings,
+        registry: CameraRegistry,
+        alerts: AlertService,
+        redis: aioredis.Redis,
+        *,
+        hub: HubView | None = None,
+        prefix: str = "vh:",
+        clock: Callable[[], float] = time.time,
+        prober: Prober | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.alerts = alerts
+        self.redis = redis
+        self.hub = hub
+        self.clock = clock
+        self.history = AvailabilityHistory(redis, prefix)
+        self.state_key = f"{prefix}health:state"
+        self.events_stream = f"{prefix}health:events"
+        self.live: StreamFanout[Transition] = StreamFanout(redis, self.events_stream, parse_transition)
+        self.cameras: dict[str, Tracked] = {}
+        self.prober: Prober = prober or self._probe_camera
+        self._probe_heap: list[tuple[float, str]] = []
+        self._probe_wakeup = asyncio.Event()
+        self._decode_slots = asyncio.Semaphore(2)
+        self.probes_done = 0
+
+    # -- cameras ------------------------------------------------------------------------------
+
+    def track(self, camera: Camera) -> None:
+        """Start (or update) watching a camera; disabled cameras are forgotten."""
+        if not camera.enabled:
+            self.cameras.pop(camera.id, None)
+            return
+        existing = self.cameras.get(camera.id)
+        if existing is not None:
+            existing.camera = camera
+        else:
+            now = self.clock()
+            self.cameras[camera.id] = Tracked(
+                camera=camera,
+                health=StreamHealth(camera.id, self.settings, self.clock),
+                diagnoser=PictureDiagnoser(self.settings.diagnosis),
+                tracked_since=now,
+            )
+        if camera.mode == "on_demand" and (existing is None or existing.camera.mode != "on_demand"):
+            # Spread the first probes over one interval so 10,000 cameras do not start at once.
+            self._schedule_probe(
+                camera.id, self.clock() + random.uniform(0, self.settings.probe_interval_seconds)
+            )
+
+    async def untrack(self, camera_id: str) -> None:
+        """A deleted or disabled camera: forget it and resolve its alerts."""
+        tracked = self.cameras.pop(camera_id, None)
+        line = tracked.camera.line if tracked else ""
+        await self.alerts.reconcile(camera_id, line, {})
+        await self.redis.hdel(self.state_key, camera_id)
+
+    async def load(self) -> None:
+        for camera in await self.registry.all():
+            self.track(camera)
+
+    async def _registry_loop(self) -> None:
+        async for change in self.registry.changes():
+            camera = await self.registry.get(change.id) if change.op == "put" else None
+            if camera is None or not camera.enabled:
+                await self.untrack(change.id)
+            else:
+                self.track(camera)
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def observe_stats(
+        self, t: Tracked, stats: StatsSnapshot | None
+    ) -> tuple[Observed, tuple[str, ...]] | None:
+        """The raw condition of a pulled stream from its stats and its latest diagnosis."""
+        s = self.settings
+        now = self.clock()
+        t.stats = stats
+        age = None if stats is None else stats.last_packet_age
+        if age is None or age > s.offline_after_seconds:
+            if age is None and now - t.tracked_since < s.offline_after_seconds:
+                return None  # still connecting: no verdict yet
+            reason = (stats.reason if stats else None) or ("stalled" if age is not None else "no_packets")
+            return "offline", (reason,)
+        reasons: list[str] = []
+        if stats is not None and stats.fps > 0:
+            if stats.fps < s.min_fps or (
+                t.usual_fps is not None and stats.fps < s.low_fps_ratio * t.usual_fps
+            ):
+                reasons.append("low_fps")
+        if t.diagnosis is not None and t.diagnosed_at is not None:
+            fresh = now - t.diagnosed_at <= 3 * s.diagnosis_interval_seconds + s.offline_after_seconds
+            if fresh:
+                reasons.extend(t.diagnosis.reasons)
+        if stats is not None and stats.fps > 0 and "low_fps" not in reasons:
+            # Learn the usual rate from healthy periods only.
+            t.usual_fps = stats.fps if t.usual_fps is None else 0.95 * t.usual_fps + 0.05 * stats.fps
+        return ("degraded", tuple(reasons)) if reasons else ("online", ())
+
+    async def apply(self, t: Tracked, status: Observed, reasons: tuple[str, ...]) -> Transition | None:
+        """Feed one observation to the camera's state machine; record, publish and reconcile."""
+        previous = (t.health.state, t.health.reasons, t.health.flapping)
+        transition = t.health.observe(status, reasons)
+        if transition is not None:
+            if transition.new == "offline":
+                t.diagnoser.reset()
+                t.diagnosis = None
+            await self.history.record(transition)
+            await self.redis.xadd(
+                self.events_stream, {"t": json.dumps(transition.as_dict())}, maxlen=10_000, approximate=True
+            )
+            log.info(
+                "camera %s: %s -> %s %s",
+                t.camera.id,
+                transition.old,
+                transition.new,
+                ",".join(transition.reasons),
+            )
+        if (t.health.state, t.health.reasons, t.health.flapping) != previous:
+            await self.redis.hset(self.state_key, t.camera.id, json.dumps(t.health.snapshot()))
+        if t.health.state != "unknown":
+            desired = t.health.desired_alerts()
+            if desired != t.reconciled:
+                await self.alerts.reconcile(t.camera.id, t.camera.line, desired)
+                t.reconciled = dict(desired)
+        return transition
+
+    def _pulled(self, t: Tracked) -> StatsSnapshot | None:
+        return self.hub.stream_stats(t.camera.id) if self.hub is not None else None
+
+    async def tick(self) -> None:
+        """One pass over the pulled cameras' stats."""
+        for t in list(self.cameras.values()):
+            stats = self._pulled(t)
+            if t.camera.mode == "on_demand" and (stats is None or stats.last_packet_age is None):
+                continue  # not being watched: the probe schedule covers it
+            observation = self.observe_stats(t, stats)
+            if observation is not None:
+                await self.apply(t, *observation)
+
+    async def sample(self) -> None:
+        """Diagnose the newest keyframe of every pulled camera that has a new one."""
+        if self.hub is None:
+            return
+        for t in list(self.cameras.values()):
+            packet = self.hub.latest_keyframe(t.camera.id)
+            if packet is None or packet is t.last_keyframe:
+                continue
+            t.last_keyframe = packet
+            await self.diagnose_packet(t, packet)
+
+    async def diagnose_packet(self, t: Tracked, packet: Packet) -> Diagnosis | None:
+        width = self.settings.diagnosis.width
+
+        def work() -> Diagnosis | None:
+            frame = decode_keyframe(packet, width)
+            return None if frame is None else t.diagnoser.diagnose(frame)
+
+        async with self._decode_slots:
+            result = await asyncio.to_thread(work)
+        if result is not None:
+            t.diagnosis, t.diagnosed_at = result, self.clock()
+        return result
+
+    # -- probing ------------------------------------------------------------------------------
+
+    def _schedule_probe(self, camera_id: str, at: float) -> None:
+        heapq.heappush(self._probe_heap, (at, camera_id))
+        self._probe_wakeup.set()
+
+    async def _probe_camera(self, camera: Camera, url: str) -> ProbeResult:
+        s = self.settings
+        return await asyncio.to_thread(
+            probe,
+            url,
+            transport=camera.streams.main.transport,
+            timeout=s.probe_timeout_seconds,
+            width=s.diagnosis.width,
+        )
+
+    async def probe_once(self, t: Tracked) -> None:
+        """Probe one on_demand camera and apply the verdict."""
+        camera = t.camera
+        spec = camera.streams.sub or camera.streams.main  # the sub stream is cheaper to open
+        creds = await self.registry.credentials(camera.id)
+        url = with_credentials(
+            spec.url, creds.username if creds else None, creds.password.get_secret_value() if creds else None
+        )
+        result = await self.prober(camera, url)
+        self.probes_done += 1
+        t.probe = {
+            "at": self.clock(),
+            "ok": result.ok,
+            "error": result.error,
+            "seconds": round(result.seconds, 3),
+        }
+        if result.frame is None:
+            await self.apply(t, "offline", (result.error or "error",))
+            return
+        frame = result.frame
+        async with self._decode_slots:
+            diagnosis = await asyncio.to_thread(t.diagnoser.diagnose, frame)
+        t.diagnosis, t.diagnosed_at = diagnosis, self.clock()
+        await self.apply(t, "degraded" if diagnosis.reasons else "online", diagnosis.reasons)
+
+    async def _probe_loop(self) -> None:
+        slots = asyncio.Semaphore(self.settings.probe_concurrency)
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                now = self.clock()
+                if not self._probe_heap:
+                    self._probe_wakeup.clear()
+                    await self._probe_wakeup.wait()
+                    continue
+                at, camera_id = self._probe_heap[0]
+                if at > now:
+                    self._probe_wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._probe_wakeup.wait(), timeout=min(at - now, 1.0))
+                    except TimeoutError:
+                        pass
+                    continue
+                heapq.heappop(self._probe_heap)
+                t = self.cameras.get(camera_id)
+                if t is None or t.camera.mode != "on_demand" or t.probing:
+                    continue
+                await slots.acquire()
+                t.probing = True
+                tg.create_task(self._probe_and_reschedule(t, slots))
+
+    async def _probe_and_reschedule(self, t: Tracked, slots: asyncio.Semaphore) -> None:
+        s = self.settings
+        try:
+            stats = self._pulled(t)
+            if stats is None or stats.last_packet_age is None:  # watched cameras are covered by stats
+                await self.probe_once(t)
+        except Exception:
+            log.exception("probe of %s failed", t.camera.id)
+        finally:
+            t.probing = False
+            slots.release()
+        interval = s.probe_interval_seconds * (1 + random.uniform(-s.probe_jitter, s.probe_jitter))
+        if t.health.observed != t.health.state:
+            # A change waits for its hold time: look again soon rather than a whole interval later.
+            interval = min(interval, max(s.degraded_hold_seconds, s.recover_hold_seconds, 1.0) + 1.0)
+        if t.camera.id in self.cameras:
+            self._schedule_probe(t.camera.id, self.clock() + interval)
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+        while True:
+            try:
+                await step()
+            except Exception:
+                log.exception("health %s failed", name)
+            await asyncio.sleep(seconds)
+
+    async def _trim(self) -> None:
+        cutoff = self.clock() - self.settings.history_retention_days * 86400
+        await self.history.trim(list(self.cameras), cutoff)
+
+    async def run(self) -> None:
+        """Watch every registered camera until cancelled."""
+        await self.alerts.setup()
+        await self.load()
+        s = self.settings
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._registry_loop(), name="health-registry")
+            tg.create_task(self.live.run(), name="health-live")
+            tg.create_task(self._every(s.tick_seconds, self.tick, "tick"), name="health-tick")
+            tg.create_task(
+                self._every(s.diagnosis_interval_seconds, self.sample, "diagnosis"), name="health-diagnosis"
+            )
+            tg.create_task(self._probe_loop(), name="health-probes")
+            tg.create_task(self._every(3600, self._trim, "trim"), name="health-trim")
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def snapshot(self, camera_id: str) -> dict[str, Any] | None:
+        """Current health of a camera this worker watches (with live stats and checks)."""
+        t = self.cameras.get(camera_id)
+        if t is None:
+            return None
+        out = t.health.snapshot()
+        stats = t.stats
+        out["line"] = t.camera.line
+        out["mode"] = t.camera.mode
+        out["fps"] = stats.fps if stats else None
+        out["bitrate_kbps"] = stats.bitrate_kbps if stats else None
+        out["last_packet_age"] = stats.last_packet_age if stats else None
+        out["reconnects"] = stats.reconnects if stats else 0
+        out["drops"] = stats.drops if stats else 0
+        out["last_error"] = stats.last_error if stats else None
+        out["diagnosis"] = t.diagnosis.as_dict() if t.diagnosis else None
+        out["diagnosed_at"] = t.diagnosed_at
+        out["probe"] = t.probe
+        out["viewers"] = self.hub.viewers(camera_id) if self.hub is not None else 0
+        return out
