@@ -29,11 +29,11 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 def launch_line(spec: MountSpec) -> str:
     """The gst-rtsp-server launch description for `spec` (payloaders named pay0, pay1)."""
     w, h, fps = spec.width, spec.height, spec.fps
-    font = max(10, h // 20)
     video = (
         f"videotestsrc name=src is-live=true pattern=smpte100 horizontal-speed=4 "
         f"! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 "
-        f'! clockoverlay name=osd font-desc="Sans Bold {font}" halignment=left valignment=top '
+        # clockoverlay scales its font with the frame width (auto-resize), so one size fits all.
+        f'! clockoverlay name=osd font-desc="Sans Bold 12" halignment=left valignment=top '
         f'shaded-background=true time-format="{_TIME_FORMAT}" '
         f"! videobalance name=balance "
         f"! videoscale ! capsfilter name=blur caps=video/x-raw,width={w},height={h} "
