@@ -1,0 +1,128 @@
+"""Health, alerts and metrics over HTTP: what each role sees and may do."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.apiclient import PASSWORD, USERS, Api, camera_body, login
+from tests.conftest import make_settings
+from videohub.alerts.service import AlertService
+from videohub.api import alerts, health, metrics
+from videohub.app import build_app
+from videohub.health.startup import health_startup
+from videohub.store import Store
+
+
+@pytest.fixture
+async def api(store: Store) -> AsyncIterator[Api]:
+    # The monitor is not started (no ingest here): alerts are raised directly through the service.
+    settings = make_settings(admin_password="admin-pass-123", health__enabled=False)
+    app = build_app(settings, store=store, startups=[health_startup])
+    paths = {getattr(route, "path", None) for route in app.routes}
+    for module in (health, alerts, metrics):
+        if "/metrics" not in paths:  # until app.py includes these routers
+            app.include_router(module.router)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://videohub.test")
+    try:
+        tokens = {"admin": await login(client, "admin", "admin-pass-123")}
+        for name, spec in USERS.items():
+            response = await client.post(
+                "/api/users",
+                json={"username": name, "password": PASSWORD, **spec},
+                headers={"Authorization": f"Bearer {tokens['admin']}"},
+            )
+            assert response.status_code == 201, response.text
+            tokens[name] = await login(client, name, PASSWORD)
+        for cam_id, line in (("ps1", "public_security"), ("sf1", "safety")):
+            response = await client.post(
+                "/api/cameras",
+                json=camera_body(line, id=cam_id, mode="on_demand"),
+                headers={"Authorization": f"Bearer {tokens['admin']}"},
+            )
+            assert response.status_code == 201, response.text
+        yield Api(client=client, tokens=tokens, app=app)
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+def alerts_of(api: Api) -> AlertService:
+    service = api.app.state.services.alerts
+    assert isinstance(service, AlertService)
+    return service
+
+
+async def test_alert_list_by_role(api: Api) -> None:
+    await alerts_of(api).reconcile("ps1", "public_security", {"offline": ["refused"]})
+    await alerts_of(api).reconcile("sf1", "safety", {"degraded": ["black"]})
+    seen = {}
+    for who in ("admin", "operator", "maintenance", "ps_admin", "safety_admin"):
+        response = await api.client.get("/api/alerts", headers=api.auth(who))
+        assert response.status_code == 200, response.text
+        seen[who] = sorted(a["camera"] for a in response.json()["items"])
+    assert seen["admin"] == seen["operator"] == seen["maintenance"] == ["ps1", "sf1"]
+    assert seen["ps_admin"] == ["ps1"]
+    assert seen["safety_admin"] == ["sf1"]
+    response = await api.client.get("/api/alerts?kind=degraded&state=open", headers=api.auth("operator"))
+    assert [a["camera"] for a in response.json()["items"]] == ["sf1"]
+    assert (await api.client.get("/api/alerts")).status_code == 401
+
+
+async def test_ack_and_resolve_permissions(api: Api) -> None:
+    (alert,) = await alerts_of(api).reconcile("ps1", "public_security", {"offline": ["timeout"]})
+    for who in ("operator", "ps_admin"):
+        response = await api.client.post(f"/api/alerts/{alert.id}/ack", headers=api.auth(who), json={})
+        assert response.status_code == 403, (who, response.text)
+    # Another line's admin does not learn the alert exists.
+    response = await api.client.post(f"/api/alerts/{alert.id}/ack", headers=api.auth("safety_admin"))
+    assert response.status_code == 404
+    response = await api.client.post(
+        f"/api/alerts/{alert.id}/ack", headers=api.auth("maintenance"), json={"note": "技术员已出发"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["state"] == "acknowledged" and body["acked_by"] == "maintenance"
+    assert body["ack_note"] == "技术员已出发"
+    response = await api.client.post(f"/api/alerts/{alert.id}/resolve", headers=api.auth("admin"))
+    assert response.status_code == 200 and response.json()["resolved_by"] == "admin"
+    response = await api.client.post(f"/api/alerts/{alert.id}/resolve", headers=api.auth("maintenance"))
+    assert response.status_code == 409
+    response = await api.client.post("/api/alerts/nope/ack", headers=api.auth("maintenance"))
+    assert response.status_code == 404
+    audit = await api.client.get("/api/audit", headers=api.auth("admin"))
+    if audit.status_code == 200:
+        actions = [e["action"] for e in audit.json()["items"]]
+        assert "alert.ack" in actions and "alert.resolve" in actions
+
+
+async def test_health_endpoints_and_visibility(api: Api) -> None:
+    response = await api.client.get("/api/health/cameras", headers=api.auth("maintenance"))
+    assert response.status_code == 200
+    rows = {r["camera"]: r for r in response.json()}
+    assert set(rows) == {"ps1", "sf1"} and rows["ps1"]["state"] == "unknown"
+    response = await api.client.get("/api/health/cameras", headers=api.auth("ps_admin"))
+    assert [r["camera"] for r in response.json()] == ["ps1"]
+    response = await api.client.get("/api/health/lines", headers=api.auth("operator"))
+    lines = {r["line"]: r for r in response.json()}
+    assert lines["public_security"]["cameras"] == 1
+    assert set(lines["public_security"]["availability"]) == {"1h", "24h", "7d"}
+    response = await api.client.get("/api/cameras/ps1/health", headers=api.auth("maintenance"))
+    assert response.status_code == 200 and response.json()["camera"] == "ps1"
+    response = await api.client.get("/api/cameras/ps1/health", headers=api.auth("safety_admin"))
+    assert response.status_code == 404
+
+
+async def test_metrics_parse_with_prometheus_parser(api: Api) -> None:
+    await alerts_of(api).reconcile("ps1", "public_security", {"offline": ["refused"]})
+    response = await api.client.get("/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert "process_cpu_seconds" in families or "process_cpu_seconds_total" in families
+    samples = [(s.labels, s.value) for s in families["videohub_alerts_open"].samples]
+    assert samples == [({"line": "public_security", "kind": "offline"}, 1.0)]

@@ -1,0 +1,60 @@
+"""Feed health API: per camera, per line, and one camera's checks and timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
+from videohub.errors import Unavailable
+from videohub.health.monitor import HealthMonitor
+from videohub.health.report import CameraHealth, LineHealth, camera_detail, camera_rows, line_rows
+from videohub.policy import visible_lines
+from videohub.services import Services
+
+router = APIRouter(tags=["health"])
+
+
+def monitor_of(svc: Services) -> HealthMonitor:
+    monitor = svc.health
+    if not isinstance(monitor, HealthMonitor):
+        raise Unavailable("the health monitor is not running")
+    return monitor
+
+
+@router.get("/api/health/cameras", response_model=list[CameraHealth])
+async def health_cameras(
+    user: CurrentUser,
+    svc: ServicesDep,
+    line: str | None = None,
+    state: Annotated[str | None, Query(pattern="^(unknown|online|degraded|offline)$")] = None,
+) -> list[CameraHealth]:
+    """State, reasons, fps, bitrate, last packet and 24 h uptime of every camera the caller sees."""
+    monitor = monitor_of(svc)
+    allowed = visible_lines(user)
+    cameras = [
+        c
+        for c in await svc.registry.all()
+        if (allowed is None or c.line in allowed) and (line is None or c.line == line)
+    ]
+    return await camera_rows(monitor, cameras, state)
+
+
+@router.get("/api/health/lines", response_model=list[LineHealth])
+async def health_lines(user: CurrentUser, svc: ServicesDep) -> list[LineHealth]:
+    """Per line: cameras by state, open alerts, availability and MTTR over 1 h / 24 h / 7 d."""
+    monitor = monitor_of(svc)
+    allowed = visible_lines(user)
+    lines = [
+        (ln.id, ln.name_zh, ln.name_en) for ln in svc.settings.lines if allowed is None or ln.id in allowed
+    ]
+    ids = {ln[0] for ln in lines}
+    cameras = [c for c in await svc.registry.all() if c.line in ids]
+    return await line_rows(monitor, cameras, lines)
+
+
+@router.get("/api/cameras/{camera_id}/health")
+async def camera_health(camera: VisibleCamera, svc: ServicesDep) -> dict[str, Any]:
+    """Current checks with their measured values, recent transitions, availability, alerts."""
+    return await camera_detail(monitor_of(svc), camera)

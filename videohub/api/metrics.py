@@ -1,0 +1,110 @@
+"""``/metrics`` in the Prometheus text format: per camera health and stats, alerts, delivery, process.
+
+Built fresh at each scrape from the live objects (no global metric state to keep in sync, and
+several apps in one test process do not collide). Labels carry camera ids and line ids only, never
+URLs or credentials. Unauthenticated, as Prometheus scrapes are; bind or firewall accordingly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from videohub.alerts.models import Alert
+from videohub.alerts.service import AlertService
+from videohub.api.deps import ServicesDep
+from videohub.health.monitor import HealthMonitor
+from videohub.health.state import STATES
+
+router = APIRouter(tags=["operations"])
+
+
+class _Snapshot:
+    """A collector over data gathered (asynchronously) just before the scrape is rendered."""
+
+    def __init__(
+        self, monitor: HealthMonitor | None, alerts: AlertService | None, active: list[Alert]
+    ) -> None:
+        self.monitor = monitor
+        self.alerts = alerts
+        self.active = active
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["camera", "line"]
+        state = GaugeMetricFamily(
+            "videohub_camera_state", "1 for the camera's current health state", labels=[*labels, "state"]
+        )
+        fps = GaugeMetricFamily("videohub_camera_fps", "Frames per second received", labels=labels)
+        bitrate = GaugeMetricFamily("videohub_camera_bitrate_kbps", "Bitrate received, kbit/s", labels=labels)
+        reconnects = CounterMetricFamily("videohub_camera_reconnects", "Ingest reconnections", labels=labels)
+        drops = CounterMetricFamily("videohub_ingest_drops", "Packets dropped by the ingest", labels=labels)
+        viewers = GaugeMetricFamily(
+            "videohub_camera_viewers", "Subscribers of the camera's feeds", labels=labels
+        )
+        flapping = GaugeMetricFamily(
+            "videohub_camera_flapping", "1 while the camera is flapping", labels=labels
+        )
+        total_viewers = 0
+        if self.monitor is not None:
+            for camera_id in sorted(self.monitor.cameras):
+                snap = self.monitor.snapshot(camera_id)
+                if snap is None:
+                    continue
+                lv = [camera_id, str(snap["line"])]
+                for name in STATES:
+                    state.add_metric([*lv, name], 1.0 if snap["state"] == name else 0.0)
+                fps.add_metric(lv, float(snap["fps"] or 0.0))
+                bitrate.add_metric(lv, float(snap["bitrate_kbps"] or 0.0))
+                reconnects.add_metric(lv, float(snap["reconnects"]))
+                drops.add_metric(lv, float(snap["drops"]))
+                viewers.add_metric(lv, float(snap["viewers"]))
+                flapping.add_metric(lv, 1.0 if snap["flapping"] else 0.0)
+                total_viewers += int(snap["viewers"])
+        yield from (state, fps, bitrate, reconnects, drops, viewers, flapping)
+        all_viewers = GaugeMetricFamily("videohub_viewers", "Subscribers of all feeds of this worker")
+        all_viewers.add_metric([], float(total_viewers))
+        yield all_viewers
+        open_alerts = GaugeMetricFamily("videohub_alerts_open", "Unresolved alerts", labels=["line", "kind"])
+        for (line, kind), n in sorted(Counter((a.line, a.kind) for a in self.active).items()):
+            open_alerts.add_metric([line, kind], float(n))
+        yield open_alerts
+        if self.monitor is not None:
+            probes = CounterMetricFamily("videohub_probes", "On-demand camera probes done")
+            probes.add_metric([], float(self.monitor.probes_done))
+            yield probes
+        if self.alerts is not None:
+            delivered = CounterMetricFamily(
+                "videohub_webhook_delivered", "Events delivered", labels=["webhook"]
+            )
+            failures = CounterMetricFamily("videohub_webhook_failures", "Failed attempts", labels=["webhook"])
+            retrying = GaugeMetricFamily("videohub_webhook_retrying", "1 while retrying", labels=["webhook"])
+            for d in self.alerts.deliveries:
+                delivered.add_metric([d.hook.name], float(d.stats.delivered))
+                failures.add_metric([d.hook.name], float(d.stats.failures))
+                retrying.add_metric([d.hook.name], 1.0 if d.stats.retrying else 0.0)
+            yield from (delivered, failures, retrying)
+            live_drops = CounterMetricFamily(
+                "videohub_live_event_drops", "Live UI events dropped (slow clients)"
+            )
+            live_drops.add_metric([], float(self.alerts.live.dropped))
+            yield live_drops
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(svc: ServicesDep) -> Response:
+    monitor = svc.health if isinstance(svc.health, HealthMonitor) else None
+    alerts = svc.alerts if isinstance(svc.alerts, AlertService) else None
+    active = await alerts.store.active() if alerts is not None else []
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    registry.register(_Snapshot(monitor, alerts, active))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
