@@ -155,6 +155,7 @@ def test_ready_line_lists_every_preset_mount_with_its_url(camsim: CameraSimulato
         ("main", [("h264", "Main")]),
         ("high", [("h264", "High")]),
         ("h265", [("hevc", "Main")]),
+        ("mjpeg", [("mjpeg", "Baseline")]),
         ("audio", [("h264", "Constrained Baseline"), ("pcm_alaw", None)]),
     ],
 )
@@ -339,8 +340,11 @@ def test_bad_mount_spec_on_the_command_line_exits_2() -> None:
     assert "codec must be one of" in done.stderr
 
 
-def test_server_stop_refuses_connections_and_start_serves_again(readers: list[Reader]) -> None:
-    with CameraSimulator(preset="none", mounts=["one:profile=baseline,fps=10,gop=1"]) as sim:
+def test_server_stop_refuses_connections_and_start_serves_again(
+    camsim_factory: Callable[..., CameraSimulator], readers: list[Reader]
+) -> None:
+    sim = camsim_factory(preset="none", mounts=["one:profile=baseline,fps=10,gop=1"])
+    with sim:
         url = sim.rtsp_url("one")
         reader = start_reader(readers, url)
         assert wait_until(lambda: reader.packets > 0, 15), reader.outcome

@@ -43,8 +43,10 @@ def launch_line(spec: MountSpec) -> str:
     )
     if spec.codec == "h264":
         video += "! rtph264pay name=pay0 pt=96 config-interval=0"
-    else:
+    elif spec.codec == "h265":
         video += "! rtph265pay name=pay0 pt=96 config-interval=0"
+    else:
+        video += "! rtpjpegpay name=pay0 pt=26"
     if spec.audio == "pcma":
         video += (
             " audiotestsrc name=asrc is-live=true wave=sine freq=440 volume=0.05 "
@@ -56,6 +58,9 @@ def launch_line(spec: MountSpec) -> str:
 
 def _encoder(spec: MountSpec) -> str:
     threads = 1 if spec.width * spec.height <= 640 * 360 else 2
+    if spec.codec == "mjpeg":
+        # Old cameras and encoders: every frame a keyframe, never passthrough to a browser.
+        return "jpegenc name=enc quality=60"
     if spec.codec == "h265":
         # pools/frame-threads: keep x265 from spawning a thread per core on a shared box.
         return (

@@ -9,7 +9,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-CODECS = ("h264", "h265")
+CODECS = ("h264", "h265", "mjpeg")
 PROFILES = ("baseline", "main", "high")
 PATTERNS = ("clock", "black", "frozen", "blur", "covered", "cast", "smpte")
 AUDIO = ("none", "pcma")
@@ -126,6 +126,8 @@ def validate(spec: MountSpec) -> None:
         raise SpecError("bframes need codec=h264 and profile main or high (baseline has no B-frames)")
     if spec.codec == "h265" and spec.profile != "main":
         raise SpecError("h265 supports profile=main only")
+    if spec.codec == "mjpeg" and (spec.width > 2040 or spec.height > 2040):
+        raise SpecError("mjpeg over RTP is limited to 2040x2040")
     if not spec.inband_params and spec.codec != "h264":
         raise SpecError("inband_params=false is implemented for h264 only")
     if "," in spec.title or ":" in spec.title:
@@ -141,6 +143,7 @@ def _test_preset() -> list[MountSpec]:
         replace(base, name="high", profile="high"),
         replace(base, name="h265", codec="h265", profile="main"),
         replace(base, name="bframes", profile="main", bframes=2),
+        replace(base, name="mjpeg", codec="mjpeg"),
         replace(base, name="nosps", inband_params=False),
         replace(base, name="black", pattern="black"),
         replace(base, name="frozen", pattern="frozen"),
