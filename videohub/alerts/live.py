@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.store import parse_event, text
@@ -81,7 +81,7 @@ class StreamFanout(Generic[T]):
         while True:
             try:
                 rows = await self.redis.xread({self.stream: last}, count=100, block=1000)
-            except (RedisConnectionError, OSError) as exc:
+            except (RedisError, OSError) as exc:
                 log.warning("live %s: redis unavailable: %s", self.stream, exc)
                 await asyncio.sleep(1.0)
                 continue

@@ -96,6 +96,13 @@ class WebhookDelivery:
                 rows = await self.redis.xreadgroup(
                     self.group, self.consumer, {self.stream: ">"}, count=50, block=1000
                 )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The stream or group vanished (Redis flushed or restarted without its data).
+                log.warning("webhook %s: consumer group missing; recreating", self.hook.name)
+                await ensure_group(self.redis, self.stream, self.hook)
+                continue
             except (RedisConnectionError, OSError) as exc:
                 log.warning("webhook %s: redis unavailable: %s", self.hook.name, exc)
                 await asyncio.sleep(1.0)

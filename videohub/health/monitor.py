@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
@@ -146,16 +147,29 @@ class HealthMonitor:
         await self.redis.hdel(self.state_key, camera_id)
 
     async def load(self) -> None:
-        for camera in await self.registry.all():
+        """Track every registered camera; resolve alerts of cameras deleted while we were away."""
+        cameras = await self.registry.all()
+        for camera in cameras:
             self.track(camera)
+        known = {c.id for c in cameras if c.enabled}
+        for camera_id, _kind in await self.alerts.store.unresolved():
+            if camera_id not in known:
+                await self.alerts.reconcile(camera_id, "", {})
 
     async def _registry_loop(self) -> None:
-        async for change in self.registry.changes():
-            camera = await self.registry.get(change.id) if change.op == "put" else None
-            if camera is None or not camera.enabled:
-                await self.untrack(change.id)
-            else:
-                self.track(camera)
+        while True:
+            try:
+                async for change in self.registry.changes():
+                    camera = await self.registry.get(change.id) if change.op == "put" else None
+                    if camera is None or not camera.enabled:
+                        await self.untrack(change.id)
+                    else:
+                        self.track(camera)
+            except (RedisError, OSError) as exc:
+                # Redis restarting: resubscribe and reload, so no change is missed for long.
+                log.warning("health: registry change feed failed (%s); resubscribing", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                await self.load()
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -167,6 +181,9 @@ class HealthMonitor:
         now = self.clock()
         t.stats = stats
         age = None if stats is None else stats.last_packet_age
+        if stats is not None and stats.state in ("backing_off", "stopped"):
+            # The session ended (refused, EOF, auth …): no need to wait for the packet timeout.
+            return "offline", (stats.reason or stats.last_error_reason or "error",)
         if age is None or age > s.offline_after_seconds:
             if age is None and now - t.tracked_since < s.offline_after_seconds:
                 return None  # still connecting: no verdict yet
