@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -28,7 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default="none", help="built-in set of mounts")
     p.add_argument("--mount", action="append", default=[], metavar="SPEC", help="name:key=val,... (repeat)")
     p.add_argument("--auth-user", default="admin")
-    p.add_argument("--auth-password", default="cam-secret-1")
+    p.add_argument(
+        "--auth-password",
+        default=os.environ.get("CAMSIM_AUTH_PASSWORD", "cam-secret-1"),
+        help="default $CAMSIM_AUTH_PASSWORD or cam-secret-1 (the env var keeps it out of `ps`)",
+    )
+    p.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="quit when stdin reaches EOF (the parent died): no orphaned simulators after a killed test run",
+    )
     return p
 
 
@@ -58,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, _quit, loop)
+    if args.exit_with_stdin:
+        GLib.io_add_watch(
+            GLib.IOChannel.unix_new(sys.stdin.fileno()),
+            GLib.PRIORITY_DEFAULT,
+            GLib.IOCondition.IN | GLib.IOCondition.HUP | GLib.IOCondition.ERR,
+            _on_stdin,
+            loop,
+        )
 
     ready = {
         "event": "ready",
@@ -80,3 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 def _quit(loop: GLib.MainLoop) -> bool:
     loop.quit()
     return False  # GLib.SOURCE_REMOVE
+
+
+def _on_stdin(channel: GLib.IOChannel, _condition: GLib.IOCondition, loop: GLib.MainLoop) -> bool:
+    if os.read(channel.unix_get_fd(), 4096):
+        return True  # ignore input; only EOF matters
+    loop.quit()
+    return False
