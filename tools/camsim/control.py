@@ -14,8 +14,8 @@ from typing import Any
 
 from gi.repository import GLib
 
-from camsim.server import CameraServer, MountError, parse_or_400
-from camsim.spec import parse_spec
+from camsim.server import CameraServer, MountError
+from camsim.spec import SpecError, parse_spec
 
 _LOOP_TIMEOUT = 10.0
 
@@ -111,7 +111,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise MountError(404 if method == "GET" else 405, "no such endpoint")
         body = self._body()
         if parts == ["mounts"]:
-            spec = parse_or_400(str(body.get("spec", "")), parse_spec)
+            try:
+                spec = parse_spec(str(body.get("spec", "")))
+            except SpecError as exc:
+                raise MountError(400, str(exc)) from exc
             return call_in_loop(lambda: cams.add(spec))
         if parts == ["server", "stop"]:
             return call_in_loop(cams.server_stop)

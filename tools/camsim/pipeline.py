@@ -17,7 +17,7 @@ by a sharp, high-contrast OSD.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from camsim.spec import MountSpec
@@ -94,36 +94,35 @@ def _encoder(spec: MountSpec) -> str:
     )
 
 
+_GREEN_FG = 0xFF40D040
+_GREEN_BG = 0xFF103810
+_MOVING = {"pattern": "smpte100", "horizontal-speed": 4}
+_NEUTRAL = {"contrast": 1.0, "brightness": 0.0, "saturation": 1.0}
+
+
 @dataclass(frozen=True)
 class PictureSettings:
     """Property values for the pattern knobs; applied to a running pipeline by `apply_pattern`."""
 
-    src: dict[str, Any]
-    osd_silent: bool
-    osd_frozen: bool
-    balance: dict[str, float]
-    blur: bool
-
-
-_GREEN_FG = 0xFF40D040
-_GREEN_BG = 0xFF103810
-_NEUTRAL = {"contrast": 1.0, "brightness": 0.0, "saturation": 1.0}
-_MOVING = {"pattern": "smpte100", "horizontal-speed": 4}
+    src: dict[str, Any] = field(default_factory=lambda: dict(_MOVING))
+    osd_silent: bool = False  # no OSD at all
+    osd_frozen: bool = False  # the OSD clock stops at the time of the switch
+    balance: dict[str, float] = field(default_factory=lambda: dict(_NEUTRAL))
+    blur: bool = False
 
 
 def picture_settings(pattern: str) -> PictureSettings:
     """Knob values per pattern. Each pattern is chosen to be unambiguous for a picture diagnosis."""
     if pattern == "black":
-        return PictureSettings({"pattern": "black", "horizontal-speed": 0}, True, False, _NEUTRAL, False)
+        return PictureSettings(src={"pattern": "black", "horizontal-speed": 0}, osd_silent=True)
     if pattern == "frozen":
         # The scroll stops where it is and the OSD clock shows one fixed time: every frame identical.
-        return PictureSettings({"pattern": "smpte100", "horizontal-speed": 0}, False, True, _NEUTRAL, False)
+        return PictureSettings(src={"pattern": "smpte100", "horizontal-speed": 0}, osd_frozen=True)
     if pattern == "blur":
-        return PictureSettings(_MOVING, False, False, _NEUTRAL, True)
+        return PictureSettings(blur=True)
     if pattern == "covered":
         # Nearly uniform mid grey: a hand or a bag over the lens, still a little light and motion.
-        balance = {"contrast": 0.06, "brightness": 0.35, "saturation": 0.1}
-        return PictureSettings(_MOVING, False, False, balance, False)
+        return PictureSettings(balance={"contrast": 0.06, "brightness": 0.35, "saturation": 0.1})
     if pattern == "cast":
         src = {
             "pattern": "pinwheel",
@@ -131,10 +130,10 @@ def picture_settings(pattern: str) -> PictureSettings:
             "foreground-color": _GREEN_FG,
             "background-color": _GREEN_BG,
         }
-        return PictureSettings(src, False, False, _NEUTRAL, False)
+        return PictureSettings(src=src)
     if pattern == "smpte":
-        return PictureSettings({"pattern": "smpte75", "horizontal-speed": 0}, False, False, _NEUTRAL, False)
-    return PictureSettings(_MOVING, False, False, _NEUTRAL, False)
+        return PictureSettings(src={"pattern": "smpte75", "horizontal-speed": 0})
+    return PictureSettings()
 
 
 def osd_text(spec: MountSpec) -> str:

@@ -12,7 +12,7 @@ from gi.repository import GLib, GstRtspServer  # noqa: E402
 
 from camsim.auth import PerMountAuth  # noqa: E402
 from camsim.mount import Mount  # noqa: E402
-from camsim.spec import PATTERNS, MountSpec, SpecError  # noqa: E402
+from camsim.spec import PATTERNS, MountSpec  # noqa: E402
 
 _FILTER = GstRtspServer.RTSPFilterResult
 
@@ -199,11 +199,3 @@ class CameraServer:
             "auth_rtsp": self.auth.url,
             "listening": self.open.source_id is not None,
         }
-
-
-def parse_or_400(text: str, parse: Any) -> MountSpec:
-    try:
-        spec: MountSpec = parse(text)
-    except SpecError as exc:
-        raise MountError(400, str(exc)) from exc
-    return spec
