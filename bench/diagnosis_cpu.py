@@ -43,7 +43,7 @@ def scene(width: int, height: int, i: int, rng: np.random.Generator, base: np.nd
         y = height // 5 + k * height // 6
         img[y : y + 80, x : x + 120] = (40 + 50 * k, 200 - 40 * k, 90 + 30 * k)
     noise = rng.integers(-3, 4, img.shape, dtype=np.int16)
-    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(img.astype(np.int16) + noise, 0, 255), dtype=np.uint8)
 
 
 def encode(width: int, height: int, fps: int, gop_seconds: float, seconds: float, kbps: int) -> list[Packet]:
