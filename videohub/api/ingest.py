@@ -97,7 +97,11 @@ def _stream_out(stats: FeedStats) -> StreamIngestOut:
 @router.get("/api/cameras/{camera_id}/ingest", response_model=CameraIngestOut)
 async def camera_ingest(camera: VisibleCamera, svc: ServicesDep) -> CameraIngestOut:
     """Per-stream ingest state and packet-level stats of one camera."""
-    stats = _hub(svc).stats(camera.id)
+    hub = _hub(svc)
+    stats = hub.stats(camera.id)
+    if not stats and camera.enabled:
+        await hub.apply(camera.id)  # registered a moment ago; the change feed has not caught up yet
+        stats = hub.stats(camera.id)
     return CameraIngestOut(
         camera_id=camera.id,
         enabled=camera.enabled,
