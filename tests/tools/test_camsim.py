@@ -289,7 +289,15 @@ def test_stall_keeps_the_session_but_stops_packets_until_resume(
     assert wait_until(lambda: reader.packets > 0, 15), reader.outcome
 
     assert camsim.stall(name)["stalled"] is True
-    time.sleep(0.5)  # packets already on the wire
+    # Packets already on the wire may still trickle in: wait for a quiet second (10 fps stream).
+    seen = [reader.packets, time.monotonic()]
+
+    def quiet() -> bool:
+        if reader.packets != seen[0]:
+            seen[:] = [reader.packets, time.monotonic()]
+        return time.monotonic() - seen[1] >= 1.0
+
+    assert wait_until(quiet, 10)
     stalled_at = reader.packets
     time.sleep(2.0)
     assert reader.packets == stalled_at
