@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,6 +60,12 @@ class Clock:
 class Hub:
     def __init__(self) -> None:
         self.stats: dict[str, StatsSnapshot] = {}
+        self.packets = 100
+
+    def streaming(self, camera: str, **changes: Any) -> None:
+        """The camera sends: its packet counter moves on (10 fps, ticks of up to 1 s)."""
+        self.packets += 10
+        self.stats[camera] = replace(STATS, packets=self.packets, **changes)
 
     def stream_stats(self, camera_id: str) -> StatsSnapshot | None:
         return self.stats.get(camera_id)
@@ -101,7 +108,7 @@ async def test_stopped_camera_raises_one_offline_alert_and_resolves_when_back(re
     monitor = HealthMonitor(settings, registry, alerts, redis, hub=hub, clock=clock)
     await add(registry, "cam1")
     await monitor.load()
-    hub.stats["cam1"] = STATS
+    hub.streaming("cam1")
     await monitor.tick()
     assert monitor.cameras["cam1"].health.state == "online"
     for _ in range(10):  # packets stop; later ticks see the same outage
@@ -113,11 +120,13 @@ async def test_stopped_camera_raises_one_offline_alert_and_resolves_when_back(re
     hub.stats["cam1"] = replace(STATS, last_packet_age=None, reason="refused")
     await monitor.tick()
     assert [a.reasons for a in await alerts.store.active()] == [["refused"]]  # same alert, new reason
-    hub.stats["cam1"] = STATS
+    hub.streaming("cam1")
     await monitor.tick()
     assert len(await alerts.store.active()) == 1  # not yet healthy for the hold time
-    clock.now += 6
-    await monitor.tick()
+    for _ in range(6):
+        clock.now += 1
+        hub.streaming("cam1")
+        await monitor.tick()
     assert await alerts.store.active() == []
     history = await alerts.store.query()
     assert [(a.kind, a.state, a.resolved_by) for a in history] == [("offline", "resolved", "auto")]
@@ -135,12 +144,12 @@ async def test_low_fps_is_degraded(redis: aioredis.Redis) -> None:
     )
     await add(registry, "cam1")
     await monitor.load()
-    hub.stats["cam1"] = STATS
     for _ in range(5):
+        hub.streaming("cam1")
         await monitor.tick()
         clock.now += 1
-    hub.stats["cam1"] = replace(STATS, fps=2.0)
     for _ in range(4):
+        hub.streaming("cam1", fps=2.0)
         await monitor.tick()
         clock.now += 1
     assert [(a.kind, a.reasons) for a in await alerts.store.active()] == [("degraded", ["low_fps"])]
@@ -172,4 +181,29 @@ async def test_on_demand_camera_is_probed_and_diagnosed(redis: aioredis.Redis) -
     assert active == {"cam-black": ("degraded", ["black"]), "cam-down": ("offline", ["refused"])}
     snap = monitor.snapshot("cam-black")
     assert snap is not None and snap["diagnosis"]["reasons"] == ["black"]
+    await alerts.close()
+
+
+async def test_a_straggler_packet_during_a_stall_does_not_keep_the_camera_online(
+    redis: aioredis.Redis,
+) -> None:
+    clock, hub = Clock(), Hub()
+    registry = CameraRegistry(redis, LINES, allow_test_sources=True)
+    alerts = AlertService(redis, clock=clock)
+    monitor = HealthMonitor(HealthSettings(tick_seconds=0.5), registry, alerts, redis, hub=hub, clock=clock)
+    await add(registry, "cam1")
+    await monitor.load()
+    packets = 100
+    for _ in range(10):  # streaming at 10 fps
+        packets += 5
+        hub.stats["cam1"] = replace(STATS, packets=packets, last_packet_age=0.05)
+        await monitor.tick()
+        clock.now += 0.5
+    for i in range(8):  # stalled, but one late packet arrives 2.9 s in
+        age = 0.1 if i == 6 else (i + 1) * 0.5
+        hub.stats["cam1"] = replace(STATS, packets=packets + (1 if i >= 6 else 0), last_packet_age=age)
+        await monitor.tick()
+        clock.now += 0.5
+    assert monitor.cameras["cam1"].health.state == "offline"
+    assert [(a.kind, a.reasons) for a in await alerts.store.active()] == [("offline", ["stalled"])]
     await alerts.close()

@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -80,7 +81,8 @@ class Tracked:
     probe: dict[str, Any] | None = None
     stats: StatsSnapshot | None = None
     probing: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    packet_marks: deque[tuple[float, int]] = field(default_factory=deque)
+    """(time, packets received) at recent ticks: packets within the last offline_after seconds."""
 
 
 class HealthMonitor:
@@ -184,6 +186,17 @@ class HealthMonitor:
         if stats is not None and stats.state in ("backing_off", "stopped"):
             # The session ended (refused, EOF, auth …): no need to wait for the packet timeout.
             return "offline", (stats.reason or stats.last_error_reason or "error",)
+        if stats is not None and age is not None:
+            if t.packet_marks and stats.packets < t.packet_marks[-1][1]:
+                t.packet_marks.clear()  # a new ingest source: its counters start again
+            t.packet_marks.append((now, stats.packets))
+            while len(t.packet_marks) > 2 and now - t.packet_marks[1][0] >= s.offline_after_seconds:
+                t.packet_marks.popleft()
+            since, count = t.packet_marks[0]
+            if now - since >= s.offline_after_seconds and stats.packets - count < 2:
+                # A straggler packet (seen from FFmpeg's RTSP reader during a stall) must not
+                # restart the clock: fewer than 2 packets in the whole window is no stream.
+                age = max(age, now - since)
         if age is None or age > s.offline_after_seconds:
             if age is None and now - t.tracked_since < s.offline_after_seconds:
                 return None  # still connecting: no verdict yet
