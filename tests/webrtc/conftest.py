@@ -1,7 +1,9 @@
-"""The app with WHEP on a real packet source, real Valkey, and logged-in users of each role."""
+"""The whole media path for WHEP tests: camera simulator (real RTSP) → ingest → Feed hub → WHEP,
+on real Valkey, with logged-in users of each role and cameras on the simulator's mounts."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -10,30 +12,35 @@ import pytest
 
 from tests.apiclient import ADMIN_PASSWORD, PASSWORD, USERS, camera_body, login
 from tests.conftest import make_settings
-from tests.webrtc.encoded_source import EncodedFeeds, StreamShape
+from tests.fixtures.camsim import CameraSimulator
 from tests.webrtc.viewer import Viewer
 from videohub.api import sessions as sessions_api
 from videohub.api import whep as whep_api
 from videohub.app import build_app
-from videohub.settings import Settings
+from videohub.hub.manager import FeedManager
+from videohub.hub.startup import hub_startup
 from videohub.store import Store
 from videohub.webrtc.manager import SessionManager
 from videohub.webrtc.startup import whep_startup
 
-SHAPES = {
-    "cam-cb": StreamShape(profile="baseline", width=320, height=180),
-    "cam-main": StreamShape(profile="main", width=352, height=288),
-    "cam-high": StreamShape(profile="high", width=256, height=144),
-    "cam-safety": StreamShape(profile="baseline", width=320, height=180),
+# camera id → simulator mount (the `test` preset: 640x360, 10 fps, 1 s GOP).
+MOUNTS = {
+    "cam-cb": "cb",
+    "cam-main": "main",
+    "cam-high": "high",
+    "cam-h265": "h265",
+    "cam-safety": "cb",
 }
+SIZE = (640, 360)
 
 
 @dataclass
 class Whep:
     client: httpx.AsyncClient
     tokens: dict[str, str]
-    feeds: EncodedFeeds
+    hub: FeedManager
     manager: SessionManager
+    camsim: CameraSimulator
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -47,9 +54,13 @@ class Whep:
     async def play(self, who: str, camera_id: str, stream: str = "main") -> tuple[Viewer, str]:
         """A player that has started watching; returns it and its session URL."""
         viewer = Viewer()
-        response = await self.post_offer(who, camera_id, await viewer.offer(), stream)
-        assert response.status_code == 201, response.text
-        await viewer.accept(response.text)
+        try:
+            response = await self.post_offer(who, camera_id, await viewer.offer(), stream)
+            assert response.status_code == 201, response.text
+            await viewer.accept(response.text)
+        except BaseException:
+            await viewer.close()
+            raise
         return viewer, response.headers["Location"]
 
     async def live(self) -> list[dict[str, object]]:
@@ -58,18 +69,26 @@ class Whep:
         items: list[dict[str, object]] = response.json()
         return items
 
+    async def add_camera(self, camera_id: str, url: str, line: str = "public_security") -> None:
+        body = camera_body(line=line, id=camera_id, mode="on_demand")
+        body["streams"] = {"main": {"url": url}}
+        response = await self.client.post("/api/cameras", json=body, headers=self.auth("admin"))
+        assert response.status_code == 201, response.text
 
-def whep_settings() -> Settings:
-    return make_settings(admin_password=ADMIN_PASSWORD, webrtc__feed_start_timeout=1.5)
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @pytest.fixture
-async def whep(store: Store) -> AsyncIterator[Whep]:
-    feeds = EncodedFeeds(shapes=dict(SHAPES), refuse={"cam-refused"}, silent={"cam-silent"})
-    app = build_app(whep_settings(), store=store, startups=[whep_startup(feeds, rights_interval=0.5)])
+async def whep(store: Store, camsim: CameraSimulator) -> AsyncIterator[Whep]:
+    settings = make_settings(admin_password=ADMIN_PASSWORD, webrtc__feed_start_timeout=5.0)
+    app = build_app(settings, store=store, startups=[hub_startup, whep_startup(rights_interval=0.5)])
     paths = {getattr(route, "path", None) for route in app.routes}
-    # Until app.py includes them.
-    if "/whep/{camera_id}" not in paths:
+    if "/whep/{camera_id}" not in paths:  # until app.py includes them
         app.include_router(whep_api.router)
     if "/api/sessions" not in paths:
         app.include_router(sessions_api.router)
@@ -86,15 +105,16 @@ async def whep(store: Store) -> AsyncIterator[Whep]:
             )
             assert response.status_code == 201, response.text
             tokens[name] = await login(client, name, PASSWORD)
-        admin = {"Authorization": f"Bearer {tokens['admin']}"}
-        for cid in (*SHAPES, "cam-refused", "cam-silent"):
-            line = "safety" if cid == "cam-safety" else "public_security"
-            response = await client.post("/api/cameras", json=camera_body(line=line, id=cid), headers=admin)
-            assert response.status_code == 201, response.text
-        manager = app.state.services.sessions
-        assert isinstance(manager, SessionManager)
-        yield Whep(client=client, tokens=tokens, feeds=feeds, manager=manager)
+        services = app.state.services
+        assert isinstance(services.hub, FeedManager) and isinstance(services.sessions, SessionManager)
+        w = Whep(client=client, tokens=tokens, hub=services.hub, manager=services.sessions, camsim=camsim)
+        for camera_id, mount in MOUNTS.items():
+            line = "safety" if camera_id == "cam-safety" else "public_security"
+            # A query string makes each camera's URL unique while sharing the mount's one encoder.
+            await w.add_camera(camera_id, camsim.rtsp_url(mount, {"cam": camera_id}), line)
+        await w.add_camera("cam-refused", f"rtsp://127.0.0.1:{closed_port()}/live")
+        await w.add_camera("cam-missing", camsim.rtsp_url("no-such-mount"))
+        yield w
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
-        feeds.close()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from tests.webrtc.conftest import Whep
+from tests.webrtc.conftest import SIZE, Whep
 from tests.webrtc.viewer import Viewer
 
 pytestmark = pytest.mark.media
@@ -71,7 +72,7 @@ async def test_roles_that_may_watch(whep: Whep) -> None:
         camera = "cam-safety" if who == "safety_admin" else "cam-cb"
         viewer, url = await whep.play(who, camera)
         try:
-            assert (await viewer.frame()).width == 320
+            assert (await viewer.frame(within=30)).width == SIZE[0]
         finally:
             assert (await whep.client.delete(url, headers=whep.auth(who))).status_code == 200
             await viewer.close()
@@ -80,22 +81,41 @@ async def test_roles_that_may_watch(whep: Whep) -> None:
 async def test_others_sessions_are_403(whep: Whep) -> None:
     viewer, url = await whep.play("operator", "cam-cb")
     try:
-        await viewer.frame()
+        await viewer.frame(within=30)
         assert (await whep.client.delete(url, headers=whep.auth("maintenance"))).status_code == 403
         patch = {**whep.auth("maintenance"), "Content-Type": "application/trickle-ice-sdpfrag"}
         assert (await whep.client.patch(url, content="a=ice-ufrag:x\r\n", headers=patch)).status_code == 403
         for who in ("operator", "ps_admin"):
             assert (await whep.client.get("/api/sessions", headers=whep.auth(who))).status_code == 403
         assert (await whep.client.get("/api/sessions", headers=whep.auth("maintenance"))).status_code == 200
-        assert (await viewer.frame()).width == 320  # still playing
+        assert (await viewer.frame()).width == SIZE[0]  # still playing
         assert (await whep.client.delete(url, headers=whep.auth("admin"))).status_code == 200
         assert await viewer.frames_until_end(within=10)
     finally:
         await viewer.close()
 
 
-@pytest.mark.parametrize("camera_id", ["cam-refused", "cam-silent", "cam-disabled"])
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # A camera that accepts the connection and never answers (hung firmware).
+    try:
+        await reader.read()
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("camera_id", ["cam-refused", "cam-missing", "cam-silent", "cam-disabled"])
 async def test_feed_that_cannot_start_is_503_with_retry_after(whep: Whep, camera_id: str) -> None:
+    # (A stalled simulator mount is not used for the silent camera: while its DESCRIBE hangs, the
+    # simulator answers no other mount either, which would slow every later test.)
+    silent = await asyncio.start_server(_silent, "127.0.0.1", 0)
+    async with silent:
+        if camera_id == "cam-silent":
+            port = silent.sockets[0].getsockname()[1]
+            await whep.add_camera(camera_id, f"rtsp://127.0.0.1:{port}/live")
+        await _expect_503(whep, camera_id)
+
+
+async def _expect_503(whep: Whep, camera_id: str) -> None:
     if camera_id == "cam-disabled":
         response = await whep.client.patch(
             "/api/cameras/cam-cb", json={"enabled": False}, headers=whep.auth("admin")
@@ -126,9 +146,16 @@ async def test_options_advertise_whep(whep: Whep) -> None:
 
 async def test_patch_trickle_and_ice_restart(whep: Whep) -> None:
     viewer = Viewer()
+    try:
+        await _patch_cases(whep, viewer)
+    finally:
+        await viewer.close()
+
+
+async def _patch_cases(whep: Whep, viewer: Viewer) -> None:
     offer = await viewer.offer()
     response = await whep.post_offer("operator", "cam-cb", offer)
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     url, etag = response.headers["location"], response.headers["etag"]
     ufrag = re.search(r"a=ice-ufrag:(\S+)", offer)
     assert ufrag is not None
@@ -138,23 +165,18 @@ async def test_patch_trickle_and_ice_restart(whep: Whep) -> None:
         "a=candidate:2 1 udp 2130706431 4f1c6a3e.local 9 typ host\r\n"
     )
     sdpfrag = {**whep.auth("operator"), "Content-Type": "application/trickle-ice-sdpfrag"}
-    try:
-        await viewer.accept(response.text)
-        wrong_type = await whep.client.patch(
-            url, content=frag, headers={**sdpfrag, "Content-Type": "text/plain"}
-        )
-        assert wrong_type.status_code == 415
-        stale = await whep.client.patch(url, content=frag, headers={**sdpfrag, "If-Match": '"stale"'})
-        assert stale.status_code == 412
-        trickle = await whep.client.patch(url, content=frag, headers={**sdpfrag, "If-Match": etag})
-        assert trickle.status_code == 204
-        restart = await whep.client.patch(url, content=frag, headers={**sdpfrag, "If-Match": "*"})
-        assert restart.status_code == 422
-        new_ufrag = frag.replace(ufrag.group(1), "zzzz")
-        assert (await whep.client.patch(url, content=new_ufrag, headers=sdpfrag)).status_code == 422
-        assert (await whep.client.patch(url, content="junk here", headers=sdpfrag)).status_code == 400
-        assert (await viewer.frame()).width == 320  # none of it disturbed playback
-    finally:
-        await viewer.close()
+    await viewer.accept(response.text)
+    wrong_type = await whep.client.patch(url, content=frag, headers={**sdpfrag, "Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
+    stale = await whep.client.patch(url, content=frag, headers={**sdpfrag, "If-Match": '"stale"'})
+    assert stale.status_code == 412
+    trickle = await whep.client.patch(url, content=frag, headers={**sdpfrag, "If-Match": etag})
+    assert trickle.status_code == 204
+    restart = await whep.client.patch(url, content=frag, headers={**sdpfrag, "If-Match": "*"})
+    assert restart.status_code == 422
+    new_ufrag = frag.replace(ufrag.group(1), "zzzz")
+    assert (await whep.client.patch(url, content=new_ufrag, headers=sdpfrag)).status_code == 422
+    assert (await whep.client.patch(url, content="junk here", headers=sdpfrag)).status_code == 400
+    assert (await viewer.frame(within=30)).width == SIZE[0]  # none of it disturbed playback
     unknown = await whep.client.patch("/whep/sessions/nope", content=frag, headers=sdpfrag)
     assert unknown.status_code == 404
