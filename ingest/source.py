@@ -149,11 +149,17 @@ class Source:
         self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
         self._thread.start()
 
-    def restart(self, url: str, login: Login | None) -> None:
-        """Use a new URL/credentials: the running session ends and a fresh one starts at once."""
+    def restart(self, url: str, login: Login | None, options: SourceOptions | None = None) -> None:
+        """Use a new URL, credentials or options: a new generation starts at once, on this thread.
+
+        The running session ends at its next packet (or read timeout), a pending backoff is cut
+        short, and packets of the old generation still queued for the loop are discarded.
+        """
         with self._lock:
             self._url = url
             self._login = login
+            if options is not None:
+                self.options = options
             self._reconnector.restart()
         self._wake.set()
 
@@ -210,10 +216,10 @@ class Source:
                 self._wake.clear()
                 with self._lock:
                     generation = rc.generation
-                    url, login = self._url, self._login
+                    url, login, options = self._url, self._login, self.options
                 self._publish(rc.connecting())
                 try:
-                    self._session(generation, url, login)
+                    self._session(generation, url, login, options)
                     error: IngestError | None = None
                 except IngestError as exc:
                     error = exc
@@ -236,9 +242,8 @@ class Source:
         finally:
             self._publish(rc.stop())
 
-    def _session(self, generation: int, url: str, login: Login | None) -> None:
+    def _session(self, generation: int, url: str, login: Login | None, options: SourceOptions) -> None:
         """One connection: open, demux until an error, a stall, EOF, stop or restart."""
-        options = self.options
         read_timeout = options.blocking_read_timeout
         started = time.monotonic()
         try:

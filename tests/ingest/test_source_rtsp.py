@@ -236,3 +236,17 @@ async def test_32_cameras_on_one_shared_mount(camsim: CameraSimulator, start: Ca
     await until(lambda: all(p.source.state is State.STREAMING for p in probes), 20.0, "all 32 streaming")
     await until(lambda: all(sum(pk.keyframe for pk in p.packets) >= 2 for p in probes), 10.0, "2 GOPs each")
     assert all(p.packets[0].keyframe for p in probes)
+
+
+async def test_restart_moves_the_same_thread_to_a_new_url(
+    camsim: CameraSimulator, start: Callable[..., Probe]
+) -> None:
+    probe = start(camsim.rtsp_url("no-such-mount"), backoff=BackoffPolicy(initial=5.0, maximum=30.0))
+    await until(lambda: bool(probe.backoffs()), 3.0, "backing off on the wrong URL")
+    threads_before = {t.name for t in threading.enumerate() if t.name.startswith("ingest-")}
+    probe.source.restart(camsim.rtsp_url("cb", {"t": "restart"}), None)
+    # The 5 s backoff is cut short: the new generation connects at once.
+    await until(streaming(probe), 3.0, "streaming on the new URL")
+    assert probe.source.generation == 1
+    assert probe.source.url.endswith("/cb?t=restart")
+    assert {t.name for t in threading.enumerate() if t.name.startswith("ingest-")} == threads_before

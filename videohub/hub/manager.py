@@ -243,7 +243,7 @@ class FeedManager:
             runner.spec, runner.always_on = spec, always_on
             if runner.source is not None and changed:
                 log.info("%s: stream settings changed, reconnecting", runner.feed.key)
-                self._stop_source(runner)
+                self._restart_source(runner, login)
             wanted = always_on or runner.feed.subscribers > 0
             if wanted and runner.source is None:
                 self._start_source(runner, login)
@@ -309,6 +309,13 @@ class FeedManager:
         runner.source = source
         source.start()
         log.info("%s: ingest started (%s)", feed.key, redact(runner.spec.url))
+
+    def _restart_source(self, runner: _Runner, login: Login | None) -> None:
+        """New URL, transport or credentials: the same thread moves to a new generation."""
+        assert runner.source is not None
+        runner.login = login
+        runner.feed.reset()
+        runner.source.restart(runner.spec.url, login, source_options(self.settings, runner.spec.transport))
 
     def _stop_source(self, runner: _Runner) -> None:
         source = runner.source
