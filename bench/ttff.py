@@ -1,0 +1,161 @@
+"""Time to first frame: WHEP POST → first decoded frame at an aiortc player, warm and cold feeds.
+
+    .venv/bin/python bench/ttff.py [--runs 20] [--gop 4] [--out FILE]
+
+The real path end to end: the camera simulator (gst-rtsp-server, one mount with a 4 s GOP) → ingest →
+Feed hub (GOP cache) → WHEP (the app over ASGI, embedded Valkey) → an aiortc player that decodes.
+- warm: the camera's feed is already running (another viewer holds it), so a new viewer starts from
+  the GOP cache and does not wait for the camera's next keyframe (goal: p95 ≤ 300 ms);
+- cold: an on-demand camera nobody watches: RTSP connect, probe, then the camera's next keyframe.
+
+Prints one JSON object per mode (p50/p95/max in ms) after one per run. Chromium's number is measured
+by the web UI's end-to-end suite, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def run(runs: int, gop: float, fps: int, width: int, height: int) -> list[dict[str, Any]]:
+    import httpx
+
+    from tests.fixtures.camsim import CameraSimulator
+    from tests.webrtc.viewer import Viewer
+    from videohub.api import sessions as sessions_api
+    from videohub.api import whep as whep_api
+    from videohub.app import build_app
+    from videohub.hub.startup import hub_startup
+    from videohub.settings import load_settings
+    from videohub.store import Store
+    from videohub.webrtc.startup import whep_startup
+
+    mount = f"ttff:profile=high,width={width},height={height},fps={fps},gop={gop}"
+    sim = await asyncio.to_thread(CameraSimulator, preset="none", mounts=[mount])
+    data = Path(tempfile.mkdtemp(prefix="ttff-"))
+    store = await Store.open(None, data)
+    settings = load_settings(admin_password="bench-admin-1", ingest__on_demand_idle=0.0)
+    app = build_app(settings, store=store, startups=[hub_startup, whep_startup()])
+    paths = {getattr(route, "path", None) for route in app.routes}
+    if "/whep/{camera_id}" not in paths:
+        app.include_router(whep_api.router)
+    if "/api/sessions" not in paths:
+        app.include_router(sessions_api.router)
+    results: list[dict[str, Any]] = []
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+    try:
+        login = await client.post("/api/auth/login", json={"username": "admin", "password": "bench-admin-1"})
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        async def camera(cid: str, mode: str) -> None:
+            body = {
+                "id": cid,
+                "name": cid,
+                "line": "public_security",
+                "mode": mode,
+                "streams": {"main": {"url": sim.rtsp_url("ttff", {"cam": cid})}},
+            }
+            response = await client.post("/api/cameras", json=body, headers=auth)
+            assert response.status_code == 201, response.text
+
+        async def ttff(cid: str) -> tuple[float, Viewer, str]:
+            viewer = Viewer()
+            offer = await viewer.offer()
+            start = time.monotonic()
+            response = await client.post(
+                f"/whep/{cid}", content=offer, headers={**auth, "Content-Type": "application/sdp"}
+            )
+            assert response.status_code == 201, response.text
+            await viewer.accept(response.text)
+            await viewer.frame(within=30)
+            return (time.monotonic() - start) * 1000, viewer, response.headers["Location"]
+
+        async def end(viewer: Viewer, url: str) -> None:
+            await client.delete(url, headers=auth)
+            await viewer.close()
+
+        # warm: a holder keeps the feed running; each new viewer joins from the GOP cache.
+        await camera("warm", "on_demand")
+        _, holder, holder_url = await ttff("warm")
+        warm: list[float] = []
+        for i in range(runs):
+            await asyncio.sleep(gop * (i % 4) / 4)  # join at different points of the GOP
+            ms, viewer, url = await ttff("warm")
+            warm.append(ms)
+            results.append({"bench": "ttff", "mode": "warm", "run": i, "ms": round(ms, 1)})
+            print(json.dumps(results[-1]), flush=True)
+            await end(viewer, url)
+        await end(holder, holder_url)
+
+        cold: list[float] = []
+        for i in range(runs):
+            cid = f"cold-{i}"
+            await camera(cid, "on_demand")
+            await asyncio.sleep(0.3)
+            ms, viewer, url = await ttff(cid)
+            cold.append(ms)
+            results.append({"bench": "ttff", "mode": "cold", "run": i, "ms": round(ms, 1)})
+            print(json.dumps(results[-1]), flush=True)
+            await end(viewer, url)
+
+        for mode, values in (("warm", warm), ("cold", cold)):
+            summary = {
+                "bench": "ttff",
+                "mode": mode,
+                "viewer": "aiortc",
+                "runs": len(values),
+                "camera": {"width": width, "height": height, "fps": fps, "gop_s": gop, "profile": "high"},
+                "p50_ms": round(statistics.median(values), 1),
+                "p95_ms": round(percentile(values, 0.95), 1),
+                "max_ms": round(max(values), 1),
+            }
+            if mode == "warm":
+                summary["goal_p95_ms"] = 300
+            results.append(summary)
+            print(json.dumps(summary), flush=True)
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await store.close()
+        await asyncio.to_thread(sim.close)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--gop", type=float, default=4.0, help="camera GOP in seconds")
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.runs, args.gop, args.fps, args.width, args.height))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in results))
+
+
+if __name__ == "__main__":
+    main()
