@@ -18,13 +18,17 @@ import av
 import numpy as np
 
 from ingest.packet import Packet
+from videohub.hub.feed import FeedClosed
 from videohub.models import Camera
 
 TIME_BASE = Fraction(1, 90_000)
 
 
-class SourceClosed(Exception):
-    """The stream ended (the hub's FeedClosed in the real thing)."""
+class SourceClosed(FeedClosed):
+    """The stream ended, as the hub's FeedClosed."""
+
+    def __init__(self) -> None:
+        super().__init__("stream ended")
 
 
 @dataclass(frozen=True)

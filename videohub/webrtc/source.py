@@ -15,7 +15,7 @@ from videohub.models import Camera
 
 class FeedSubscription(Protocol):
     async def get(self) -> Packet:
-        """The next packet; raises when the feed has ended."""
+        """The next packet; raises videohub.hub.FeedClosed when the feed has ended."""
         ...
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import Packet
+from videohub.hub.feed import FeedClosed
 from videohub.webrtc.source import FeedSubscription
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,14 @@ class FeedTrack(MediaStreamTrack):
                 packet = await self._subscription.get()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the hub's FeedClosed, or the feed failing for good
-                log.debug("feed ended for track %s: %s", self.id, type(exc).__name__)
+            except FeedClosed as exc:  # camera deleted or disabled, hub stopping
+                log.debug("feed ended for track %s: %s", self.id, exc.reason)
                 self._on_feed_end("feed_closed")
+                self.stop()
+                raise MediaStreamError from None
+            except Exception:  # any other source failing for good ends the session the same way
+                log.exception("feed failed for track %s", self.id)
+                self._on_feed_end("feed_error")
                 self.stop()
                 raise MediaStreamError from None
         out = av.Packet(packet.data)
