@@ -211,6 +211,7 @@ class Source:
 
     def _run(self) -> None:
         rc = self._reconnector
+        last_reason: Reason | None = None
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -235,8 +236,17 @@ class Source:
                 self.stats.on_error(error.reason, str(error))
                 transition = rc.failed(error.reason)
                 self._publish(transition)
-                log.warning(
-                    "%s: %s (%s); retrying in %.1f s", self.name, error.reason, error, transition.delay or 0
+                # A camera down for days must not flood the log: say it when a failure streak starts
+                # or its cause changes, and keep the rest at debug level.
+                level = logging.WARNING if rc.failures == 1 or error.reason != last_reason else logging.DEBUG
+                last_reason = error.reason
+                log.log(
+                    level,
+                    "%s: %s (%s); retrying in %.1f s",
+                    self.name,
+                    error.reason,
+                    error,
+                    transition.delay or 0,
                 )
                 self._wake.wait(transition.delay)
         finally:

@@ -228,3 +228,15 @@ async def test_snapshot_is_a_jpeg_and_no_picture_gives_a_reason(
     with pytest.raises(NoPicture) as info:
         await hub.snapshot("dark")
     assert info.value.reason == "not_found"
+
+
+async def test_32_always_on_cameras_run_at_once(
+    camsim: CameraSimulator, registry: CameraRegistry, make_hub: Callable[..., Any]
+) -> None:
+    hub = await make_hub(backoff_max=2.0)
+    ids = [f"many-{i:02d}" for i in range(32)]
+    for camera_id in ids:
+        await add(registry, camera_id, camsim.rtsp_url("cb", {"cam": camera_id}))
+    await until(lambda: all(state(hub, i) == "streaming" for i in ids), 20.0, "all 32 streaming")
+    await until(lambda: all(hub.stats(i)["main"].gop_packets > 0 for i in ids), 10.0, "a GOP each")
+    assert len([t for t in threading.enumerate() if t.name.startswith("ingest-many-")]) == 32
