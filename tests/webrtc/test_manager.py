@@ -6,6 +6,7 @@ manager's own edges cheaply: the audit hook, mDNS-only offers, the session limit
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -125,3 +126,23 @@ async def test_full_worker_answers_unavailable_and_close_is_idempotent(feeds: En
         await second.close()
     assert len(m) == 0
     assert feeds.streams[("cb", "main")].subscribers == 0
+
+
+async def test_player_that_never_connects_is_freed(feeds: EncodedFeeds, ended: list[SessionRecord]) -> None:
+    async def on_end(record: SessionRecord) -> None:
+        ended.append(record)
+
+    m = SessionManager(WebRTCSettings(connect_timeout=2.0), feeds, on_session_end=on_end)
+    await m.start()
+    viewer = Viewer()
+    try:
+        await m.create(OPERATOR, camera("cb"), "main", await viewer.offer())
+        await viewer.close()  # gone before it ever applied the answer
+        for _ in range(100):
+            if ended:
+                break
+            await asyncio.sleep(0.1)
+        assert [r.end_reason for r in ended] == ["connect_timeout"]
+        assert len(m) == 0 and feeds.streams[("cb", "main")].subscribers == 0
+    finally:
+        await m.close()

@@ -127,7 +127,7 @@ class SessionManager:
                     return packet
 
         try:
-            return await asyncio.wait_for(first(), self._settings.feed_start_timeout)
+            packet = await asyncio.wait_for(first(), self._settings.feed_start_timeout)
         except TimeoutError:
             raise Unavailable(
                 "the camera feed did not deliver a picture in time", self._settings.retry_after_seconds
@@ -139,6 +139,11 @@ class SessionManager:
                 f"the camera feed ended while starting ({type(exc).__name__})",
                 self._settings.retry_after_seconds,
             ) from None
+        if packet.codec != "h264":  # ingest normalizes everything to H.264; anything else is a bug
+            raise Unavailable(
+                f"the feed carries {packet.codec}, not H.264", self._settings.retry_after_seconds
+            )
+        return packet
 
     async def create(
         self, user: User, camera: Camera, stream: str, offer_sdp: str, remote: str | None = None
