@@ -146,3 +146,18 @@ async def test_player_that_never_connects_is_freed(feeds: EncodedFeeds, ended: l
         assert len(m) == 0 and feeds.streams[("cb", "main")].subscribers == 0
     finally:
         await m.close()
+
+
+async def test_offer_with_audio_too_plays_video(manager: SessionManager) -> None:
+    # Generic WHEP players offer audio and video; cameras' audio is not carried (yet): it is inactive.
+    viewer = Viewer()
+    try:
+        viewer.pc.addTransceiver("audio", direction="recvonly")
+        offer = await viewer.offer()
+        assert "m=audio" in offer
+        session = await manager.create(OPERATOR, camera("cb"), "main", offer)
+        assert "a=inactive" in session.answer_sdp.split("m=video")[0]
+        await viewer.accept(session.answer_sdp)
+        assert (await viewer.frame()).width == 320
+    finally:
+        await viewer.close()
