@@ -95,6 +95,7 @@ async def whep_endpoint_options(request: Request, svc: ServicesDep) -> Response:
     status_code=201,
     response_class=Response,
     responses={201: {"content": {SDP: {}}, "description": "SDP answer; Location names the session."}},
+    openapi_extra={"requestBody": {"required": True, "content": {SDP: {"schema": {"type": "string"}}}}},
 )
 async def whep_offer(
     request: Request,
@@ -152,7 +153,12 @@ async def whep_delete(request: Request, session_id: str, user: CurrentUser, svc:
     return Response(status_code=200, headers=_cors(request, svc, "OPTIONS, PATCH, DELETE"))
 
 
-@router.patch("/whep/sessions/{session_id}", response_class=Response)
+@router.patch(
+    "/whep/sessions/{session_id}",
+    response_class=Response,
+    status_code=204,
+    openapi_extra={"requestBody": {"required": True, "content": {SDPFRAG: {"schema": {"type": "string"}}}}},
+)
 async def whep_patch(
     request: Request,
     session_id: str,
