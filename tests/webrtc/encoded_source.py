@@ -97,6 +97,7 @@ class EncodedStream:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"encoder-{shape.profile}", daemon=True)
         self.packets = 0
+        self.paused = False
         if not silent:  # a silent stream is a camera that accepts the session but never sends
             self._thread.start()
 
@@ -114,6 +115,8 @@ class EncodedStream:
         return len(self._subs)
 
     def _deliver(self, packet: Packet) -> None:
+        if self.paused:  # a camera that stops sending for a while
+            return
         if packet.keyframe:
             self._gop = []
         self._gop.append(packet)

@@ -161,3 +161,24 @@ async def test_offer_with_audio_too_plays_video(manager: SessionManager) -> None
         assert (await viewer.frame()).width == 320
     finally:
         await viewer.close()
+
+
+async def test_camera_pause_longer_than_grace_keeps_the_viewer(feeds: EncodedFeeds) -> None:
+    # The player still sends RTCP while no video comes: it is there, and the picture resumes.
+    m = SessionManager(WebRTCSettings(disconnect_grace_seconds=2.0), feeds)
+    await m.start()
+    viewer = Viewer()
+    try:
+        await m.create(OPERATOR, camera("cb"), "main", await viewer.offer())
+        session = m.live()[0]
+        await viewer.accept(session.answer_sdp)
+        await viewer.frame()
+        stream = feeds.streams[("cb", "main")]
+        stream.paused = True
+        await asyncio.sleep(4.5)
+        assert m.live() == [session]
+        stream.paused = False
+        assert (await viewer.frame()).width == 320
+    finally:
+        await viewer.close()
+        await m.close()

@@ -77,9 +77,9 @@ class WebRTCSettings(BaseModel):
         10.0,
         ge=2.0,
         le=25.0,
-        description="A connected player that sends no RTCP receiver report for this long is considered "
-        "gone (closed tab, lost network) and its session ends. Bounded so a vanished viewer is freed "
-        "within 30 s (players report about once a second).",
+        description="A connected player that sends nothing (no RTCP) for this long is considered gone "
+        "(closed tab, lost network) and its session ends. Players send RTCP about once a second, even "
+        "while the camera is silent. Bounded so a vanished viewer is freed within 30 s.",
     )
     max_sessions: int = Field(
         256, ge=1, le=10_000, description="Live WHEP sessions this worker accepts; more answer 503."

@@ -116,7 +116,7 @@ class WhepSession:
         self.created = time.monotonic()
         self.connected_at: float | None = None
         self.last_report_at: float | None = None
-        self._last_report_stamp: datetime | None = None
+        self._packets_received = -1
         self._closed = False
 
     @property
@@ -160,8 +160,9 @@ class WhepSession:
         """The reason to end this session now, or None while the player is there.
 
         aiortc has no "disconnected" state and its ICE consent checks give up only after ~30 s, so
-        liveness is judged from the player's RTCP receiver reports (browsers and aiortc send about one
-        a second): none for ``grace`` seconds means the player is gone.
+        liveness is judged from what the player sends: browsers and aiortc send RTCP (receiver
+        reports, REMB) about once a second even while the camera sends nothing, so no packet from
+        the player for ``grace`` seconds means it is gone.
         """
         state = self.pc.connectionState
         if state in ("failed", "closed"):
@@ -174,10 +175,10 @@ class WhepSession:
             self.connected_at = now
         stats = await self.sender.getStats()
         for stat in stats.values():
-            if getattr(stat, "type", None) == "remote-inbound-rtp":
-                stamp = stat.timestamp
-                if stamp != self._last_report_stamp:
-                    self._last_report_stamp = stamp
+            if getattr(stat, "type", None) == "transport":
+                received = int(stat.packetsReceived)
+                if received != self._packets_received:
+                    self._packets_received = received
                     self.last_report_at = now
         last = self.last_report_at if self.last_report_at is not None else self.connected_at
         if now - last > grace:
