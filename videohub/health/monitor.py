@@ -15,6 +15,7 @@ wanted alerts to the ``AlertService``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import json
 import logging
@@ -22,6 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,7 +117,9 @@ class HealthMonitor:
         self._probe_heap: list[tuple[float, str]] = []
         self._probe_wakeup = asyncio.Event()
         self._decode_slots = asyncio.Semaphore(2)
+        self._redis_slots = asyncio.Semaphore(16)
         self.probes_done = 0
+        self._probe_pool: ThreadPoolExecutor | None = None
 
     # -- cameras ------------------------------------------------------------------------------
 
@@ -225,10 +229,6 @@ class HealthMonitor:
             if transition.new == "offline":
                 t.diagnoser.reset()
                 t.diagnosis = None
-            await self.history.record(transition)
-            await self.redis.xadd(
-                self.events_stream, {"t": json.dumps(transition.as_dict())}, maxlen=10_000, approximate=True
-            )
             log.info(
                 "camera %s: %s -> %s %s",
                 t.camera.id,
@@ -236,14 +236,37 @@ class HealthMonitor:
                 transition.new,
                 ",".join(transition.reasons),
             )
-        if (t.health.state, t.health.reasons, t.health.flapping) != previous:
-            await self.redis.hset(self.state_key, t.camera.id, json.dumps(t.health.snapshot()))
-        if t.health.state != "unknown":
-            desired = t.health.desired_alerts()
-            if desired != t.reconciled:
-                await self.alerts.reconcile(t.camera.id, t.camera.line, desired)
-                t.reconciled = dict(desired)
+        # Bounded: hundreds of probes finishing together must not exhaust the Redis connection pool.
+        async with self._redis_slots:
+            try:
+                if transition is not None:
+                    await self.history.record(transition)
+                    await self.redis.xadd(
+                        self.events_stream,
+                        {"t": json.dumps(transition.as_dict())},
+                        maxlen=10_000,
+                        approximate=True,
+                    )
+                if (t.health.state, t.health.reasons, t.health.flapping) != previous:
+                    await self.redis.hset(self.state_key, t.camera.id, json.dumps(t.health.snapshot()))
+            except (RedisError, OSError) as exc:
+                log.warning("camera %s: health history not written (%s)", t.camera.id, type(exc).__name__)
+            await self._reconcile(t)
         return transition
+
+    async def _reconcile(self, t: Tracked) -> None:
+        """Bring the camera's alerts in line with its state; a failure is retried by the next tick."""
+        if t.health.state == "unknown":
+            return
+        desired = t.health.desired_alerts()
+        if desired == t.reconciled:
+            return
+        try:
+            await self.alerts.reconcile(t.camera.id, t.camera.line, desired)
+        except (RedisError, OSError) as exc:
+            log.warning("camera %s: alerts not updated (%s); retrying", t.camera.id, type(exc).__name__)
+            return
+        t.reconciled = dict(desired)
 
     def _pulled(self, t: Tracked) -> StatsSnapshot | None:
         return self.hub.stream_stats(t.camera.id) if self.hub is not None else None
@@ -253,7 +276,11 @@ class HealthMonitor:
         for t in list(self.cameras.values()):
             stats = self._pulled(t)
             if t.camera.mode == "on_demand" and (stats is None or stats.last_packet_age is None):
-                continue  # not being watched: the probe schedule covers it
+                # Not being watched: the probe schedule covers it; only retry a failed alert update.
+                if t.health.state != "unknown" and t.health.desired_alerts() != t.reconciled:
+                    async with self._redis_slots:
+                        await self._reconcile(t)
+                continue
             observation = self.observe_stats(t, stats)
             if observation is not None:
                 await self.apply(t, *observation)
@@ -290,19 +317,25 @@ class HealthMonitor:
 
     async def _probe_camera(self, camera: Camera, url: str) -> ProbeResult:
         s = self.settings
-        return await asyncio.to_thread(
+        if self._probe_pool is None:
+            # Its own pool: the loop's default executor has only a few threads (cores + 4), and a
+            # probe mostly waits on the network, so probe_concurrency threads are what scale.
+            self._probe_pool = ThreadPoolExecutor(s.probe_concurrency, thread_name_prefix="probe")
+        call = functools.partial(
             probe,
             url,
             transport=camera.streams.main.transport,
             timeout=s.probe_timeout_seconds,
             width=s.diagnosis.width,
         )
+        return await asyncio.get_running_loop().run_in_executor(self._probe_pool, call)
 
     async def probe_once(self, t: Tracked) -> None:
         """Probe one on_demand camera and apply the verdict."""
         camera = t.camera
         spec = camera.streams.sub or camera.streams.main  # the sub stream is cheaper to open
-        creds = await self.registry.credentials(camera.id)
+        async with self._redis_slots:
+            creds = await self.registry.credentials(camera.id)
         url = with_credentials(
             spec.url, creds.username if creds else None, creds.password.get_secret_value() if creds else None
         )
@@ -385,6 +418,15 @@ class HealthMonitor:
         await self.alerts.setup()
         await self.load()
         s = self.settings
+        try:
+            await self._run_tasks(s)
+        finally:
+            if self._probe_pool is not None:
+                # Probes still running finish on their own (bounded by probe_timeout_seconds).
+                self._probe_pool.shutdown(wait=False, cancel_futures=True)
+                self._probe_pool = None
+
+    async def _run_tasks(self, s: HealthSettings) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._registry_loop(), name="health-registry")
             tg.create_task(self.live.run(), name="health-live")

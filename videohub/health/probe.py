@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import av
 import numpy as np
 
+from ingest.errors import classify
 from videohub.health.metrics import Frame
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ class ProbeResult:
     frame: Frame | None
     """The keyframe, downscaled BGR; None when the probe failed."""
     error: str | None
-    """Why it failed: refused, not_found, auth_failed, timeout, no_video, error."""
+    """Why it failed: an ``ingest.errors.Reason`` value (refused, not_found, auth_failed, timeout,
+    unreachable …) or no_video."""
     seconds: float
     codec: str | None = None
     width: int | None = None
@@ -48,18 +50,9 @@ def with_credentials(url: str, username: str | None, password: str | None) -> st
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def classify(exc: BaseException) -> str:
-    """Map a PyAV/FFmpeg/socket error to an ingest reason (the names the ingest stats use)."""
-    text = str(exc).lower()
-    if isinstance(exc, ConnectionRefusedError) or "connection refused" in text:
-        return "refused"
-    if "401" in text or "unauthorized" in text or "403" in text or "forbidden" in text:
-        return "auth_failed"
-    if "404" in text or "not found" in text:
-        return "not_found"
-    if isinstance(exc, TimeoutError) or "timed out" in text or "timeout" in text or "immediate exit" in text:
-        return "timeout"
-    return "error"
+def _reason(exc: BaseException, timed_out: bool) -> str:
+    """The ingest's reason names (refused, not_found, auth_failed, timeout …) for a failed probe."""
+    return classify(exc, timed_out=timed_out).reason.value
 
 
 def probe(url: str, *, transport: str = "tcp", timeout: float = 10.0, width: int = 160) -> ProbeResult:
@@ -71,10 +64,14 @@ def probe(url: str, *, transport: str = "tcp", timeout: float = 10.0, width: int
     options = {"analyzeduration": "0", "probesize": "32768"}
     if url.startswith("rtsp"):
         options["rtsp_transport"] = transport
+    # A camera that does not answer the RTSP handshake within 5 s is not going to; the rest of
+    # the time is left for the keyframe (cameras use GOPs of up to 10 s).
+    open_timeout = min(timeout, 5.0)
     try:
-        container = av.open(url, options=options, timeout=(timeout, min(timeout, 5.0)))
-    except Exception as exc:
-        return ProbeResult(None, classify(exc), time.monotonic() - started)
+        container = av.open(url, options=options, timeout=(open_timeout, open_timeout))
+    except Exception as exc:  # every failure is a probe result, never a crash
+        elapsed = time.monotonic() - started
+        return ProbeResult(None, _reason(exc, elapsed >= 0.9 * open_timeout), elapsed)
     try:
         if not container.streams.video:
             return ProbeResult(None, "no_video", time.monotonic() - started)
@@ -99,7 +96,7 @@ def probe(url: str, *, transport: str = "tcp", timeout: float = 10.0, width: int
                 )
         return ProbeResult(None, "timeout", time.monotonic() - started)
     except Exception as exc:
-        return ProbeResult(None, classify(exc), time.monotonic() - started)
+        return ProbeResult(None, _reason(exc, time.monotonic() > deadline), time.monotonic() - started)
     finally:
         container.close()
 

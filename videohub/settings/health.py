@@ -118,7 +118,9 @@ class HealthSettings(_Section):
     probe_jitter: float = Field(
         0.2, ge=0, le=1, description="Probe times are spread by +/- this fraction of the interval."
     )
-    probe_concurrency: int = Field(64, ge=1, le=4096, description="Probes running at once.")
+    probe_concurrency: int = Field(
+        128, ge=1, le=4096, description="Probes running at once (each mostly waits on the network)."
+    )
     probe_timeout_seconds: float = Field(
         10.0,
         ge=1,
