@@ -188,6 +188,34 @@ class Transcoder:
         self._encoder = None
 
 
+class ReorderDetector:
+    """Tells B-frames from presentation times that go backwards in decode order.
+
+    One backward step is not enough: FFmpeg's RTSP demuxer may shift timestamps once when the
+    first RTCP sender report arrives. A stream with B-frames steps back in every mini-GOP, so two
+    steps within ``window`` packets are required.
+    """
+
+    def __init__(self, window: int = 50) -> None:
+        self._window = window
+        self._last: int | None = None
+        self._since_step: int | None = None
+
+    def push(self, pts: int | None) -> bool:
+        """Feed one packet's pts (decode order); True once reordering is established."""
+        if self._since_step is not None:
+            self._since_step += 1
+        if pts is None:
+            return False
+        last, self._last = self._last, pts
+        if last is None or pts >= last:
+            return False
+        if self._since_step is not None and self._since_step <= self._window:
+            return True
+        self._since_step = 0
+        return False
+
+
 class Normalizer:
     """Per session: turn the camera's video packets into browser-ready H.264 ``Packet``s.
 
@@ -215,7 +243,7 @@ class Normalizer:
         if self.mode == "transcode":
             self._start_transcoder()
         self._started = False
-        self._last_pts: int | None = None
+        self._reorder = ReorderDetector()
         self.drops = 0
         """Packets not handed on: before the first usable keyframe, or unreadable."""
         self.source_width: int | None = ctx.width or None
@@ -266,14 +294,12 @@ class Normalizer:
 
     def _passthrough(self, packet: AvPacket, received: float) -> list[Packet]:
         pts = packet.pts
-        if pts is not None and self._last_pts is not None and pts < self._last_pts:
+        if self._reorder.push(pts):
             # Presentation order differs from decode order: B-frames that probing missed.
             log.info("H.264 stream reorders frames (B-frames): switching to transcode")
             self._start_transcoder()
             self.drops += 1
             return []
-        if pts is not None:
-            self._last_pts = pts
         data = bytes(packet)
         if self._length_size is not None or not is_annexb(data):
             try:

@@ -13,6 +13,7 @@ import pytest
 
 from ingest import Ceiling, Packet, Reason, Source, SourceOptions, State
 from ingest.h264 import has_parameter_sets, is_annexb
+from ingest.normalize import ReorderDetector
 from tests.ingest.clips import make_clip
 
 
@@ -123,3 +124,14 @@ async def test_a_stream_without_video_is_unsupported(tmp_path: Path) -> None:
         assert await source.aclose()
     assert source.stats.last_error_reason is Reason.UNSUPPORTED_CODEC
     assert State.BACKING_OFF in states
+
+
+def test_reordering_is_detected_from_repeated_backward_steps_only() -> None:
+    # I P B B P B B (decode order) as a camera with B-frames sends it.
+    bframes = ReorderDetector()
+    results = [bframes.push(pts) for pts in (0, 3, 1, 2, 6, 4, 5)]
+    assert results.index(True) == 5
+    # A single timestamp jump (RTCP sync) on a stream without B-frames is not reordering.
+    steady = ReorderDetector()
+    pts_list = [None, 9000, 18000, 27000, 5000, *range(14000, 14000 + 9000 * 200, 9000)]
+    assert not any(steady.push(pts) for pts in pts_list)
