@@ -12,7 +12,9 @@ for every unreachable camera. Cameras are:
 - refused: a closed TCP port (the camera is switched off: connection refused at once);
 - silent: a TCP server that accepts and never answers (a hung camera: the probe times out).
 All cameras are made due at once and the time until every one has been probed is measured.
-Prints JSON; the issue's goal is 10,000 cameras in <= 300 s.
+Prints JSON; the issue's goal is 10,000 cameras in <= 300 s with every camera in its right state.
+Note: here the simulator serves every reachable probe from the same machine, so its CPU competes
+with the prober's; on a 2-core box that, not the prober, limits the reachable-probe rate.
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ async def silent_server() -> tuple[asyncio.Server, int, list[asyncio.StreamWrite
     held: list[asyncio.StreamWriter] = []
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)  # accept, read nothing, answer nothing
+        held.append(writer)  # accept, answer nothing; close when the prober gives up
+        await reader.read()
+        writer.close()
+        held.remove(writer)
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0, backlog=4096)
     port: int = server.sockets[0].getsockname()[1]
@@ -143,8 +148,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cameras_in_wrong_state": wrong,
         "open_offline_alerts": open_alerts,
         "goal": "10,000 cameras in <= 300 s",
-        "projected_10000_s": round(cycle_s * 10000 / n, 1),
-        "goal_met": cycle_s * 10000 / n <= 300,
+        "linear_projection_10000_s": round(cycle_s * 10000 / n, 1),
+        "goal_met": n >= 10000 and cycle_s <= 300 and wrong == 0,
     }
 
 
