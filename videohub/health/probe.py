@@ -62,13 +62,17 @@ def probe(url: str, *, transport: str = "tcp", timeout: float = 10.0, width: int
     # Stream info comes from the SDP and the keyframe itself: skipping FFmpeg's long analysis
     # (default ~5 MB / 5 s) cuts a probe from ~3 s to ~1 s, which is what lets 10,000 fit in 5 min.
     options = {"analyzeduration": "0", "probesize": "32768"}
-    if url.startswith("rtsp"):
-        options["rtsp_transport"] = transport
     # A camera that does not answer the RTSP handshake within 5 s is not going to; the rest of
     # the time is left for the keyframe (cameras use GOPs of up to 10 s).
     open_timeout = min(timeout, 5.0)
+    rtsp = url.startswith(("rtsp://", "rtsps://"))
+    if rtsp:
+        options["rtsp_transport"] = transport
+        # FFmpeg's socket timeout bounds every RTSP read; PyAV's own read timeout would take the GIL
+        # in an interrupt callback on every socket poll (the ingest measured ~30 % CPU for it).
+        options["timeout"] = str(int(open_timeout * 1_000_000))
     try:
-        container = av.open(url, options=options, timeout=(open_timeout, open_timeout))
+        container = av.open(url, options=options, timeout=(open_timeout, None if rtsp else open_timeout))
     except Exception as exc:  # every failure is a probe result, never a crash
         elapsed = time.monotonic() - started
         return ProbeResult(None, _reason(exc, elapsed >= 0.9 * open_timeout), elapsed)
