@@ -289,6 +289,9 @@ async def drive(levels: list[int], window: float, warmup: float) -> list[str]:
                 "per_viewer_cpu_pct": round((cpu - idle) / level, 3),
                 "goal_per_viewer_pct": 1.0,
                 "frames_received_per_viewer_per_s": round(received / level / window, 1),
+                # Viewers far below the feed's frame rate mean the machine is saturated (the viewers
+                # share it): the CPU figure then understates the server's real cost.
+                "valid": received / level / window >= 0.9 * FPS,
             }
             lines.append(json.dumps(result))
             print(lines[-1], flush=True)
