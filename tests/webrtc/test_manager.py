@@ -85,6 +85,14 @@ async def test_session_plays_and_its_end_reaches_the_hook(
         for _ in range(5):
             frame = await viewer.frame()
             assert (frame.width, frame.height) == size
+        # A real PLI over the wire: passthrough cannot honour it, but it is counted and harmless.
+        await viewer.pc.getReceivers()[0]._send_rtcp_pli(session.sender._ssrc)
+        for _ in range(50):
+            if session.info().keyframe_requests:
+                break
+            await asyncio.sleep(0.1)
+        assert session.info().keyframe_requests == 1
+        assert (await viewer.frame()).width == size[0]
     finally:
         await viewer.close()
     await manager.close()
