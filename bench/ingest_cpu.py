@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest import Source, SourceOptions, State
+from ingest.handoff import Handoff
 from tests.fixtures.camsim import CameraSimulator
 from videohub.hub.feed import Feed
 
@@ -56,8 +57,9 @@ async def measure_sources(
     loop = asyncio.get_running_loop()
     feeds = [Feed(f"bench{i}", "main") for i in range(len(urls))]
     readers = [asyncio.create_task(drain(feed)) for feed in feeds] if reader else []
+    handoff = Handoff(loop)  # shared, as the Feed hub does
     sources = [
-        Source(f"bench{i}", url, loop=loop, on_packet=feed.publish, options=SourceOptions())
+        Source(f"bench{i}", url, loop=loop, on_packet=feed.publish, options=SourceOptions(), handoff=handoff)
         for i, (url, feed) in enumerate(zip(urls, feeds, strict=True))
     ]
     for source in sources:
@@ -75,7 +77,14 @@ async def measure_sources(
         task.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     await asyncio.gather(*(s.aclose() for s in sources))
-    return {"cpu": cpu, "wall": wall, "packets": packets, "streaming": streaming, "modes": modes}
+    return {
+        "cpu": cpu,
+        "wall": wall,
+        "packets": packets,
+        "streaming": streaming,
+        "modes": modes,
+        "calls_per_wakeup": round(handoff.calls / max(1, handoff.wakeups), 2),
+    }
 
 
 def proc_cpu(pid: int) -> float:
@@ -135,6 +144,7 @@ async def main() -> None:
             streaming=ours["streaming"],
             seconds=round(ours["wall"], 2),
             packets=ours["packets"],
+            calls_per_wakeup=ours["calls_per_wakeup"],
             cpu_seconds=round(ours["cpu"], 3),
             cpu_percent_per_camera=round(per_camera * 100, 3),
         )

@@ -2,11 +2,11 @@
 
 ``Source`` is the first stage of the media path (camera → **Source** → Normalizer → Feed). It owns
 one thread that opens the URL, runs the demux loop, normalizes packets and hands them to the event
-loop with ``loop.call_soon_threadsafe``; the loop never blocks on PyAV. Between sessions the thread
-follows ``ingest.reconnect.Reconnector`` (backoff, generation id); a stall watchdog ends a session
-that stops delivering video. ``stop()`` sets an Event; ``join(timeout)`` waits for the thread, which
-notices within one read timeout: every blocking read is bounded, for RTSP by FFmpeg's socket I/O
-timeout, for other schemes by PyAV's interrupt callback.
+loop through a ``Handoff`` (batched ``loop.call_soon_threadsafe``); the loop never blocks on PyAV.
+Between sessions the thread follows ``ingest.reconnect.Reconnector`` (backoff, generation id); a
+stall watchdog ends a session that stops delivering video. ``stop()`` sets an Event;
+``join(timeout)`` waits for the thread, which notices within one read timeout: every blocking read
+is bounded, for RTSP by FFmpeg's socket I/O timeout, for other schemes by PyAV's interrupt callback.
 
 Credentials are injected into the URL only for ``av.open`` and never stored with it, logged, or put
 in an error (``ingest.url.redact``). aiortc's MediaPlayer is not used: it opens synchronously and
@@ -30,6 +30,7 @@ import av.error
 from av.stream import Stream
 
 from ingest.errors import IngestError, Reason, UnsupportedCodec, classify
+from ingest.handoff import Handoff
 from ingest.normalize import Ceiling, Normalizer, StreamInfo
 from ingest.packet import Packet
 from ingest.reconnect import BackoffPolicy, Reconnector, State, Transition, Watchdog
@@ -113,12 +114,13 @@ class Source:
         on_info: InfoHandler | None = None,
         login: Login | None = None,
         options: SourceOptions | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.name = name
         self._url = url
         self._login = login
         self.options = options or SourceOptions()
-        self._loop = loop
+        self._handoff = handoff if handoff is not None else Handoff(loop)
         self._on_packet = on_packet
         self._on_state = on_state
         self._on_info = on_info
@@ -176,18 +178,21 @@ class Source:
         return not self._thread.is_alive()
 
     async def aclose(self) -> bool:
-        """``stop`` then ``join`` (bounded by one read timeout) without blocking the loop."""
+        """``stop`` then ``join`` (bounded by one open or read timeout) without blocking the loop."""
         self.stop()
         if self._thread is None or not self._thread.is_alive():
             return True
-        return await asyncio.to_thread(self.join, self.options.blocking_read_timeout + 2.0)
+        # The thread may be inside an open (bounded by open_timeout) or a read (bounded by the read
+        # timeout); it notices the stop as soon as that call returns.
+        options = self.options
+        return await asyncio.to_thread(
+            self.join, max(options.open_timeout, options.blocking_read_timeout) + 2.0
+        )
 
     # -- handing results to the loop ---------------------------------------------------------
 
     def _call(self, fn: Callable[..., None], *args: object) -> None:
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop has closed: nobody is listening any more
+        if not self._handoff.call(fn, *args):  # the loop has closed: nobody is listening any more
             self._stop.set()
 
     def _deliver(self, generation: int, packets: list[Packet]) -> None:

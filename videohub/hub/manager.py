@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ingest.handoff import Handoff
 from ingest.normalize import Ceiling, StreamInfo
 from ingest.packet import Packet
 from ingest.reconnect import BackoffPolicy, State, Transition
@@ -118,6 +119,7 @@ class FeedManager:
         self._stopping: set[asyncio.Task[None]] = set()
         self._snapshots = SnapshotCache(settings.snapshot_cache_seconds)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff: Handoff | None = None
         self._started = False
         self._closed = False
 
@@ -129,6 +131,8 @@ class FeedManager:
             return
         self._started = True
         self._loop = asyncio.get_running_loop()
+        # One handoff for every ingest thread: packets arriving together share a loop wake-up.
+        self._handoff = Handoff(self._loop)
         # Follow changes first, so a camera added while the initial load runs is not missed.
         self._tasks.append(asyncio.create_task(self._follow(), name="hub-follow"))
         await asyncio.sleep(0)
@@ -305,6 +309,7 @@ class FeedManager:
             on_info=on_info,
             login=login,
             options=source_options(self.settings, runner.spec.transport),
+            handoff=self._handoff,
         )
         runner.source = source
         source.start()
