@@ -136,17 +136,29 @@ async def _only_camera(whep: Whep, camera_id: str) -> bool:
 
 
 async def test_rights_revoked_ends_session(whep: Whep) -> None:
+    # The camera moves to another line: its line admin may no longer watch it.
     viewer, _ = await whep.play("ps_admin", "cam-cb")
+    # The viewer's account is deleted.
+    gone, _ = await whep.play("operator", "cam-high")
     try:
         await viewer.frame(within=30)
+        await gone.frame(within=30)
         moved = await whep.client.patch(
             "/api/cameras/cam-cb", json={"line": "safety"}, headers=whep.auth("admin")
         )
         assert moved.status_code == 200, moved.text
+        deleted = await whep.client.delete("/api/users/operator", headers=whep.auth("admin"))
+        assert deleted.status_code == 204, deleted.text
         assert await viewer.frames_until_end(within=10)
-        await eventually(lambda: _no_sessions(whep), 10, "session freed")
+        assert await gone.frames_until_end(within=10)
+        await eventually(lambda: _no_sessions(whep), 10, "sessions freed")
+        audit = await whep.client.get("/api/audit?action=whep.session", headers=whep.auth("admin"))
+        reasons = {e["actor"]: e["after"]["end_reason"] for e in audit.json()["items"]}
+        assert reasons["ps_admin"] == "rights_revoked"
+        assert reasons["operator"] in ("rights_revoked", "user_removed")  # API call or sweep, first wins
     finally:
         await viewer.close()
+        await gone.close()
 
 
 async def test_close_for_user_and_camera(whep: Whep) -> None:
