@@ -190,3 +190,18 @@ async def test_camera_pause_longer_than_grace_keeps_the_viewer(feeds: EncodedFee
     finally:
         await viewer.close()
         await m.close()
+
+
+async def test_close_during_an_answer_leaves_nothing_behind(feeds: EncodedFeeds) -> None:
+    m = SessionManager(WebRTCSettings(), feeds)
+    await m.start()
+    viewer = Viewer()
+    try:
+        pending = asyncio.create_task(m.create(OPERATOR, camera("cb"), "main", await viewer.offer()))
+        await asyncio.sleep(0.01)  # the answer is under way (waiting for the feed's first keyframe)
+        await m.close()
+        with pytest.raises(Unavailable):
+            await pending
+        assert len(m) == 0 and feeds.streams[("cb", "main")].subscribers == 0
+    finally:
+        await viewer.close()

@@ -223,6 +223,9 @@ class SessionManager:
             if pc is not None:
                 await pc.close()
             raise
+        if self._closed:  # close() ran while this offer was being answered
+            await session.close("shutdown")
+            raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
         self._sessions[session_id] = session
 
         @pc.on("connectionstatechange")
