@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.alerts.recorder import WebhookRecorder
 from tests.apiclient import camera_body, login
@@ -125,6 +126,19 @@ async def test_stopped_camera_raises_exactly_one_offline_alert_and_resolves_it(
     assert (await service.state("gate"))["state"] == "online"
     transitions = [t["new"] for t in reversed((await service.state("gate"))["transitions"])]
     assert transitions[:3] == ["online", "offline", "online"]
+
+    async def metrics_show_it_streaming() -> bool:
+        text = (await service.client.get("/metrics")).text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        states = {
+            s.labels["state"]: s.value
+            for s in families["videohub_camera_state"].samples
+            if s.labels["camera"] == "gate" and s.labels["line"] == "public_security"
+        }
+        fps = [s.value for s in families["videohub_camera_fps"].samples if s.labels["camera"] == "gate"]
+        return states["online"] == 1.0 and states["offline"] == 0.0 and fps[0] > 0
+
+    await until(metrics_show_it_streaming, within=10)
 
 
 async def test_black_and_frozen_mounts_are_degraded_with_their_reason(

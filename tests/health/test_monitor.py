@@ -76,6 +76,9 @@ class Hub:
     def viewers(self, camera_id: str) -> int:
         return 0
 
+    def subscriber_drops(self, camera_id: str) -> int:
+        return 0
+
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:

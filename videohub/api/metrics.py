@@ -45,6 +45,9 @@ class _Snapshot:
         bitrate = GaugeMetricFamily("videohub_camera_bitrate_kbps", "Bitrate received, kbit/s", labels=labels)
         reconnects = CounterMetricFamily("videohub_camera_reconnects", "Ingest reconnections", labels=labels)
         drops = CounterMetricFamily("videohub_ingest_drops", "Packets dropped by the ingest", labels=labels)
+        sub_drops = CounterMetricFamily(
+            "videohub_subscriber_drops", "Packets dropped for viewers that fell behind", labels=labels
+        )
         viewers = GaugeMetricFamily(
             "videohub_camera_viewers", "Subscribers of the camera's feeds", labels=labels
         )
@@ -64,10 +67,11 @@ class _Snapshot:
                 bitrate.add_metric(lv, float(snap["bitrate_kbps"] or 0.0))
                 reconnects.add_metric(lv, float(snap["reconnects"]))
                 drops.add_metric(lv, float(snap["drops"]))
+                sub_drops.add_metric(lv, float(snap["subscriber_drops"]))
                 viewers.add_metric(lv, float(snap["viewers"]))
                 flapping.add_metric(lv, 1.0 if snap["flapping"] else 0.0)
                 total_viewers += int(snap["viewers"])
-        yield from (state, fps, bitrate, reconnects, drops, viewers, flapping)
+        yield from (state, fps, bitrate, reconnects, drops, sub_drops, viewers, flapping)
         all_viewers = GaugeMetricFamily("videohub_viewers", "Subscribers of all feeds of this worker")
         all_viewers.add_metric([], float(total_viewers))
         yield all_viewers

@@ -62,6 +62,9 @@ class HubView(Protocol):
     def viewers(self, camera_id: str) -> int:
         """Subscribers of the camera's feeds (WHEP viewers and others)."""
 
+    def subscriber_drops(self, camera_id: str) -> int:
+        """Packets the camera's feeds dropped for subscribers that fell behind."""
+
 
 def parse_transition(fields: dict[Any, Any]) -> Transition:
     return Transition.from_dict(json.loads(entry_field(fields, "t")))
@@ -458,4 +461,5 @@ class HealthMonitor:
         out["diagnosed_at"] = t.diagnosed_at
         out["probe"] = t.probe
         out["viewers"] = self.hub.viewers(camera_id) if self.hub is not None else 0
+        out["subscriber_drops"] = self.hub.subscriber_drops(camera_id) if self.hub is not None else 0
         return out

@@ -62,6 +62,9 @@ class FeedManagerView:
     def viewers(self, camera_id: str) -> int:
         return sum(int(fs.subscribers) for fs in self.manager.stats(camera_id).values())
 
+    def subscriber_drops(self, camera_id: str) -> int:
+        return sum(int(fs.subscriber_drops) for fs in self.manager.stats(camera_id).values())
+
 
 def _report(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
