@@ -11,8 +11,10 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from aiortc.sdp import SessionDescription
 
 from tests.webrtc.encoded_source import EncodedFeeds, StreamShape
 from tests.webrtc.viewer import Viewer
@@ -205,3 +207,18 @@ async def test_close_during_an_answer_leaves_nothing_behind(feeds: EncodedFeeds)
         assert len(m) == 0 and feeds.streams[("cb", "main")].subscribers == 0
     finally:
         await viewer.close()
+
+
+CHROME_OFFER = (Path(__file__).parent / "data" / "chrome_offer.sdp").read_text().replace("\n", "\r\n")
+
+
+@pytest.mark.parametrize(("cid", "payload_type"), [("cb", 106), ("main", 127), ("high", 112)])
+async def test_answer_to_a_chrome_shaped_offer(manager: SessionManager, cid: str, payload_type: int) -> None:
+    # An offer in the shape Chrome sends (many codecs, mDNS host candidate, audio too): the answer
+    # names the H.264 entry with the feed's own profile, and nothing we cannot send.
+    session = await manager.create(OPERATOR, camera(cid), "main", CHROME_OFFER)
+    video = SessionDescription.parse(session.answer_sdp).media[0]
+    assert video.kind == "video" and video.direction == "sendonly"
+    assert video.rtp.codecs[0].payloadType == payload_type
+    assert {c.mimeType for c in video.rtp.codecs} <= {"video/H264", "video/rtx"}
+    assert video.ice_candidates and ".local" not in session.answer_sdp
