@@ -55,11 +55,19 @@ async def measure_sources(
     urls: list[str], warmup: float, seconds: float, *, reader: bool = False
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    feeds = [Feed(f"bench{i}", "main") for i in range(len(urls))]
+    handoff = Handoff(loop)  # shared, and packets published in the ingest thread, as the Feed hub does
+    feeds = [Feed(f"bench{i}", "main", handoff=handoff) for i in range(len(urls))]
     readers = [asyncio.create_task(drain(feed)) for feed in feeds] if reader else []
-    handoff = Handoff(loop)  # shared, as the Feed hub does
     sources = [
-        Source(f"bench{i}", url, loop=loop, on_packet=feed.publish, options=SourceOptions(), handoff=handoff)
+        Source(
+            f"bench{i}",
+            url,
+            loop=loop,
+            on_packet=feed.publish,
+            options=SourceOptions(),
+            handoff=handoff,
+            packets_in_thread=True,
+        )
         for i, (url, feed) in enumerate(zip(urls, feeds, strict=True))
     ]
     for source in sources:

@@ -115,13 +115,18 @@ class Source:
         login: Login | None = None,
         options: SourceOptions | None = None,
         handoff: Handoff | None = None,
+        packets_in_thread: bool = False,
     ) -> None:
+        """``on_packet`` runs on the loop, unless ``packets_in_thread``: then it runs in the ingest
+        thread and must be thread-safe (``Feed.publish`` is), which spares a loop wake-up per packet.
+        ``on_state`` and ``on_info`` always run on the loop."""
         self.name = name
         self._url = url
         self._login = login
         self.options = options or SourceOptions()
         self._handoff = handoff if handoff is not None else Handoff(loop)
         self._on_packet = on_packet
+        self._packets_in_thread = packets_in_thread
         self._on_state = on_state
         self._on_info = on_info
         self._reconnector = Reconnector(self.options.backoff)
@@ -289,6 +294,7 @@ class Source:
             stats = self.stats
             stop = self._stop
             reconnector = self._reconnector
+            on_packet, in_thread = self._on_packet, self._packets_in_thread
             first = True
             for packet in container.demux():
                 if stop.is_set() or generation != reconnector.generation:
@@ -317,7 +323,11 @@ class Source:
                     if normalizer.info != self.info:
                         self._set_info(normalizer)
                 if out:
-                    self._call(self._deliver, generation, out)
+                    if not in_thread:
+                        self._call(self._deliver, generation, out)
+                    elif generation == reconnector.generation and not stop.is_set():
+                        for item in out:
+                            on_packet(item)
             # PyAV turns a read interrupted by its timeout into the end of demux: tell a stall from EOF.
             if watchdog.silent_for >= read_timeout * 0.9:
                 streaming = self._reconnector.state is State.STREAMING

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from fractions import Fraction
 
 import pytest
 
+from ingest.handoff import Handoff
 from ingest.packet import Packet
 from videohub.hub.feed import Feed, FeedClosed, FeedInfo
 
@@ -147,3 +149,33 @@ async def test_subscription_reports_the_feed_info_and_keyframe_waiters_wake() ->
     await asyncio.sleep(0)
     feed.publish(packet(0, keyframe=True))
     assert (await waiter).keyframe
+
+
+def publish_all(feed: Feed, packets: list[Packet]) -> None:
+    for p in packets:
+        feed.publish(p)
+
+
+async def test_packets_published_from_the_ingest_thread_reach_a_waiting_subscriber() -> None:
+    handoff = Handoff(asyncio.get_running_loop())
+    feed = Feed("cam", "main", handoff=handoff)
+    sub = feed.subscribe()
+    waiting = asyncio.create_task(sub.get())
+    await asyncio.sleep(0)
+    thread = threading.Thread(target=publish_all, args=(feed, gop(0, 30)))
+    thread.start()
+    got = [await asyncio.wait_for(waiting, 2.0)]
+    got += [await asyncio.wait_for(sub.get(), 2.0) for _ in range(29)]
+    thread.join()
+    assert [p.pts for p in got] == [p.pts for p in gop(0, 30)]
+    assert handoff.wakeups <= 30
+
+
+async def test_a_feed_nobody_watches_never_wakes_the_loop() -> None:
+    handoff = Handoff(asyncio.get_running_loop())
+    feed = Feed("cam", "main", handoff=handoff)
+    thread = threading.Thread(target=publish_all, args=(feed, gop(0, 50)))
+    thread.start()
+    thread.join()
+    assert handoff.calls == 0
+    assert feed.gop_packets == 50 and feed.last_keyframe is not None

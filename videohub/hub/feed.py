@@ -1,8 +1,11 @@
 """One camera stream's fan-out: the GOP cache and a bounded buffer per subscriber.
 
-Sits between ingest and the viewers (Source → **Feed** → WHEP sessions, snapshots, health). All of
-it runs on the event loop: the ingest thread hands packets over with ``call_soon_threadsafe`` and
-``Feed.publish`` never awaits, so a viewer can never slow the ingest or another viewer.
+Sits between ingest and the viewers (Source → **Feed** → WHEP sessions, snapshots, health).
+``Feed.publish`` is called by the ingest thread itself and never blocks: it updates the GOP cache
+and the subscribers' queues under a short lock, and wakes the event loop only for a subscriber that
+is waiting in ``get()``. A camera nobody watches therefore costs the loop nothing (measured: a loop
+wake-up per packet costs several times the rest of passthrough), and a viewer can never slow the
+ingest or another viewer.
 
 - GOP cache: the packets since the last keyframe. A new subscriber starts with that burst, so its
   first picture comes at once instead of at the camera's next keyframe (DESIGN decision 3).
@@ -16,10 +19,12 @@ it runs on the event loop: the ingest thread hands packets over with ``call_soon
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ingest.handoff import Handoff
 from ingest.packet import Packet
 
 
@@ -46,7 +51,8 @@ class Subscription:
     """One viewer's bounded view of a Feed (the WHEP session, a snapshot or a health probe holds one).
 
     ``get()`` returns the next packet (the first is a keyframe with SPS/PPS), waiting as needed, and
-    raises FeedClosed when the feed ends or after ``close()``.
+    raises FeedClosed when the feed ends or after ``close()``. Use it from the event loop only; the
+    queue is shared with the ingest thread under the feed's lock.
     """
 
     def __init__(self, feed: Feed, max_packets: int, max_bytes: int) -> None:
@@ -59,10 +65,11 @@ class Subscription:
         self._need_keyframe = True
         self._queued_keyframes = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._wake_pending = False
         self._closed: str | None = None
         self.delivered = 0
 
-    # -- the viewer's side -------------------------------------------------------------------
+    # -- the viewer's side (event loop) ------------------------------------------------------
 
     @property
     def drops(self) -> int:
@@ -87,22 +94,24 @@ class Subscription:
         return self._bytes
 
     async def get(self) -> Packet:
-        while not self._queue:
-            if self._closed is not None:
-                raise FeedClosed(self._closed)
-            self._waiter = asyncio.get_running_loop().create_future()
+        lock = self.feed._lock
+        while True:
+            with lock:
+                if self._closed is not None:
+                    raise FeedClosed(self._closed)
+                if self._queue:
+                    packet = self._queue.popleft()
+                    self._bytes -= packet.size
+                    if packet.keyframe:
+                        self._queued_keyframes -= 1
+                    self.delivered += 1
+                    return packet
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await waiter
             finally:
-                self._waiter = None
-        if self._closed is not None:
-            raise FeedClosed(self._closed)
-        packet = self._queue.popleft()
-        self._bytes -= packet.size
-        if packet.keyframe:
-            self._queued_keyframes -= 1
-        self.delivered += 1
-        return packet
+                with lock:
+                    self._waiter = None
 
     def __aiter__(self) -> Subscription:
         return self
@@ -115,17 +124,28 @@ class Subscription:
 
     def close(self) -> None:
         """Leave the feed. Idempotent."""
-        if self._closed is not None:
-            return
-        self._end("subscription closed")
+        with self.feed._lock:
+            if self._closed is not None:
+                return
+            self._end("subscription closed")
         self.feed._remove(self)
 
-    # -- the feed's side ---------------------------------------------------------------------
+    # -- the feed's side (under the feed's lock) ---------------------------------------------
 
     def _wake(self) -> None:
-        waiter = self._waiter
+        """Runs on the loop: resolve the waiting ``get``."""
+        with self.feed._lock:
+            self._wake_pending = False
+            waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _needs_wake(self) -> bool:
+        """Under the lock: True when a wake-up must be scheduled (someone waits, none is on its way)."""
+        if self._waiter is None or self._wake_pending:
+            return False
+        self._wake_pending = True
+        return True
 
     def _drop_queue(self) -> None:
         self._drops += len(self._queue)
@@ -141,11 +161,11 @@ class Subscription:
             self._bytes = size
             self._queued_keyframes = sum(1 for p in burst if p.keyframe)
             self._need_keyframe = False
-            self._wake()
 
-    def _offer(self, packet: Packet) -> None:
+    def _offer(self, packet: Packet) -> bool:
+        """Queue ``packet`` (or drop it); True when the subscriber must be woken."""
         if self._closed is not None:
-            return
+            return False
         if packet.keyframe:
             if self._queued_keyframes and len(self._queue) > 1:
                 # A keyframe still unread when the next one arrives: this viewer lags a whole GOP or
@@ -154,36 +174,41 @@ class Subscription:
             self._need_keyframe = False
         elif self._need_keyframe:
             self._drops += 1
-            return
+            return False
         if len(self._queue) >= self._max_packets or self._bytes + packet.size > self._max_bytes:
             # Overflow: skip to the next keyframe rather than block anyone or grow.
             self._drop_queue()
             if not packet.keyframe:
                 self._drops += 1
                 self._need_keyframe = True
-                return
+                return False
         self._queue.append(packet)
         self._bytes += packet.size
         if packet.keyframe:
             self._queued_keyframes += 1
-        self._wake()
+        return self._needs_wake()
 
     def _end(self, reason: str) -> None:
+        """Under the lock, on the loop: close with ``reason`` and resolve a waiting ``get``."""
         if self._closed is not None:
             return
         self._closed = reason
         self._queue.clear()
         self._bytes = 0
         self._queued_keyframes = 0
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class Feed:
-    """One camera stream (``camera_id``/``stream``): GOP cache and subscribers. Loop-only.
+    """One camera stream (``camera_id``/``stream``): GOP cache and subscribers.
 
-    The Feed outlives ingest sessions: when an on-demand source stops or the camera reconnects, the
-    subscribers stay and the cache is reset (``reset``) so nobody starts from a stale picture.
-    ``on_idle`` is called when the last subscriber leaves; ``on_first`` when the first one joins.
+    ``publish`` may be called from any thread (the ingest thread calls it for every packet); the
+    rest is for the event loop the Feed was created on. The Feed outlives ingest sessions: when an
+    on-demand source stops or the camera reconnects, the subscribers stay and the cache is reset
+    (``reset``) so nobody starts from a stale picture. ``on_idle`` is called (on the loop) when the
+    last subscriber leaves.
     """
 
     def __init__(
@@ -195,20 +220,21 @@ class Feed:
         max_bytes: int = 16 * 1024 * 1024,
         gop_max_bytes: int = 16 * 1024 * 1024,
         on_idle: Callable[[Feed], None] | None = None,
-        on_first: Callable[[Feed], None] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.stream = stream
         self._max_packets = max_packets
         self._max_bytes = max_bytes
         self._gop_max_bytes = gop_max_bytes
+        self._lock = threading.Lock()
+        self._handoff = handoff if handoff is not None else Handoff(asyncio.get_running_loop())
         self._gop: list[Packet] = []
         self._gop_bytes = 0
         self._gop_complete = False
         self._subscribers: list[Subscription] = []
         self._closed: str | None = None
-        self._on_idle = on_idle
-        self._on_first = on_first
+        self.on_idle = on_idle
         self._keyframe_waiters: list[asyncio.Future[Packet]] = []
         self.info: FeedInfo | None = None
         self.packets = 0
@@ -230,92 +256,112 @@ class Feed:
 
     @property
     def subscriber_drops(self) -> int:
-        return self.dropped_by_departed + sum(s.drops for s in self._subscribers)
+        with self._lock:
+            return self.dropped_by_departed + sum(s.drops for s in self._subscribers)
 
     @property
     def gop_packets(self) -> int:
         return len(self._gop) if self._gop_complete else 0
 
     def subscribe(self) -> Subscription:
-        if self._closed is not None:
-            raise FeedClosed(self._closed)
-        sub = Subscription(self, self._max_packets, self._max_bytes)
-        if self._gop_complete:
-            sub._start(self._gop)
-        self._subscribers.append(sub)
-        if len(self._subscribers) == 1 and self._on_first is not None:
-            self._on_first(self)
+        with self._lock:
+            if self._closed is not None:
+                raise FeedClosed(self._closed)
+            sub = Subscription(self, self._max_packets, self._max_bytes)
+            if self._gop_complete:
+                sub._start(self._gop)
+            self._subscribers.append(sub)
         return sub
 
     def publish(self, packet: Packet) -> None:
-        """Hand one packet to every subscriber (called on the loop for each packet from ingest)."""
-        if self._closed is not None:
-            return
-        self.packets += 1
-        if packet.keyframe:
-            self._gop = [packet]
-            self._gop_bytes = packet.size
-            self._gop_complete = True
-            self.last_keyframe = packet
-            if self._keyframe_waiters:
-                waiters, self._keyframe_waiters = self._keyframe_waiters, []
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(packet)
-        elif self._gop_complete:
-            if self._gop_bytes + packet.size > self._gop_max_bytes:
-                # A GOP too long to cache: newcomers wait for the next keyframe instead.
-                self._gop = []
-                self._gop_bytes = 0
-                self._gop_complete = False
-            else:
-                self._gop.append(packet)
-                self._gop_bytes += packet.size
-        for sub in self._subscribers:
-            sub._offer(packet)
+        """Hand one packet to every subscriber. Any thread; never blocks beyond a short lock."""
+        wake: list[Subscription] = []
+        keyframe_waiters: list[asyncio.Future[Packet]] = []
+        with self._lock:
+            if self._closed is not None:
+                return
+            self.packets += 1
+            if packet.keyframe:
+                self._gop = [packet]
+                self._gop_bytes = packet.size
+                self._gop_complete = True
+                self.last_keyframe = packet
+                if self._keyframe_waiters:
+                    keyframe_waiters, self._keyframe_waiters = self._keyframe_waiters, []
+            elif self._gop_complete:
+                if self._gop_bytes + packet.size > self._gop_max_bytes:
+                    # A GOP too long to cache: newcomers wait for the next keyframe instead.
+                    self._gop = []
+                    self._gop_bytes = 0
+                    self._gop_complete = False
+                else:
+                    self._gop.append(packet)
+                    self._gop_bytes += packet.size
+            for sub in self._subscribers:
+                if sub._offer(packet):
+                    wake.append(sub)
+        for sub in wake:
+            self._handoff.call(sub._wake)
+        for waiter in keyframe_waiters:
+            self._handoff.call(_resolve, waiter, packet)
 
     def set_info(self, info: FeedInfo) -> None:
         self.info = info
 
     async def keyframe(self) -> Packet:
         """The latest keyframe, waiting for one if the feed has none yet (raises FeedClosed)."""
-        if self._closed is not None:
-            raise FeedClosed(self._closed)
-        if self.last_keyframe is not None:
-            return self.last_keyframe
-        waiter: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
-        self._keyframe_waiters.append(waiter)
+        with self._lock:
+            if self._closed is not None:
+                raise FeedClosed(self._closed)
+            if self.last_keyframe is not None:
+                return self.last_keyframe
+            waiter: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
+            self._keyframe_waiters.append(waiter)
         try:
             return await waiter
         finally:
-            if waiter in self._keyframe_waiters:
-                self._keyframe_waiters.remove(waiter)
+            with self._lock:
+                if waiter in self._keyframe_waiters:
+                    self._keyframe_waiters.remove(waiter)
 
     def reset(self) -> None:
         """Forget the cached GOP and keyframe (the source stopped; its picture is no longer live)."""
-        self._gop = []
-        self._gop_bytes = 0
-        self._gop_complete = False
-        self.last_keyframe = None
+        with self._lock:
+            self._gop = []
+            self._gop_bytes = 0
+            self._gop_complete = False
+            self.last_keyframe = None
 
     def close(self, reason: str) -> None:
         """End the feed: every subscription's ``get`` raises FeedClosed(reason). Idempotent."""
-        if self._closed is not None:
-            return
-        self._closed = reason
-        subs, self._subscribers = self._subscribers, []
-        for sub in subs:
-            self.dropped_by_departed += sub.drops
-            sub._end(reason)
-        for waiter in self._keyframe_waiters:
+        with self._lock:
+            if self._closed is not None:
+                return
+            self._closed = reason
+            subs, self._subscribers = self._subscribers, []
+            for sub in subs:
+                self.dropped_by_departed += sub.drops
+                sub._end(reason)
+            waiters, self._keyframe_waiters = self._keyframe_waiters, []
+            self._gop = []
+            self._gop_bytes = 0
+            self._gop_complete = False
+            self.last_keyframe = None
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(FeedClosed(reason))
-        self._keyframe_waiters = []
-        self.reset()
 
     def _remove(self, sub: Subscription) -> None:
-        if sub in self._subscribers:
+        with self._lock:
+            if sub not in self._subscribers:
+                return
             self._subscribers.remove(sub)
             self.dropped_by_departed += sub.drops
-            if not self._subscribers and self._on_idle is not None and self._closed is None:
-                self._on_idle(self)
+            idle = not self._subscribers and self._closed is None
+        if idle and self.on_idle is not None:
+            self.on_idle(self)
+
+
+def _resolve(waiter: asyncio.Future[Packet], packet: Packet) -> None:
+    if not waiter.done():
+        waiter.set_result(packet)

@@ -268,9 +268,10 @@ class FeedManager:
             max_packets=buffer.max_packets,
             max_bytes=buffer.max_bytes,
             gop_max_bytes=self.settings.gop_cache_max_bytes,
+            handoff=self._handoff,
         )
         runner = _Runner(feed=feed, spec=spec, always_on=always_on)
-        feed._on_idle = lambda _feed: self._on_idle(runner)
+        feed.on_idle = lambda _feed: self._on_idle(runner)
         return runner
 
     def _drop_runner(self, entry: _Entry, name: str, reason: str) -> None:
@@ -310,6 +311,8 @@ class FeedManager:
             login=login,
             options=source_options(self.settings, runner.spec.transport),
             handoff=self._handoff,
+            # Feed.publish is thread-safe: packets nobody watches never wake the loop.
+            packets_in_thread=True,
         )
         runner.source = source
         source.start()
