@@ -210,3 +210,27 @@ async def test_a_straggler_packet_during_a_stall_does_not_keep_the_camera_online
     assert monitor.cameras["cam1"].health.state == "offline"
     assert [(a.kind, a.reasons) for a in await alerts.store.active()] == [("offline", ["stalled"])]
     await alerts.close()
+
+
+async def test_a_flapping_camera_gets_one_flapping_alert_instead_of_a_storm(redis: aioredis.Redis) -> None:
+    clock, hub = Clock(), Hub()
+    registry = CameraRegistry(redis, LINES, allow_test_sources=True)
+    alerts = AlertService(redis, clock=clock)
+    settings = HealthSettings(recover_hold_seconds=2, flapping_transitions=4, flapping_window_seconds=300)
+    monitor = HealthMonitor(settings, registry, alerts, redis, hub=hub, clock=clock)
+    await add(registry, "cam1")
+    await monitor.load()
+    for _ in range(10):  # a loose cable: refused, back, refused, back …
+        for _ in range(3):
+            hub.streaming("cam1")
+            await monitor.tick()
+            clock.now += 1
+        hub.stats["cam1"] = replace(STATS, state="backing_off", reason="refused")
+        await monitor.tick()
+        clock.now += 1
+    history = await alerts.store.query(limit=1000)
+    kinds = [a.kind for a in reversed(history)]
+    # Two offline alerts before the camera counts as flapping, then a single flapping alert.
+    assert kinds == ["offline", "offline", "flapping"]
+    assert [a.kind for a in await alerts.store.active()] == ["flapping"]
+    await alerts.close()
