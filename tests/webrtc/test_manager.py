@@ -199,9 +199,16 @@ async def test_close_during_an_answer_leaves_nothing_behind(feeds: EncodedFeeds)
     await m.start()
     viewer = Viewer()
     try:
+        # A camera that has not sent its first picture yet: the answer waits for it.
+        probe = await feeds.subscribe(camera("cb"), "main")
+        stream = feeds.streams[("cb", "main")]
+        stream.paused = True
+        probe.close()
         pending = asyncio.create_task(m.create(OPERATOR, camera("cb"), "main", await viewer.offer()))
-        await asyncio.sleep(0.01)  # the answer is under way (waiting for the feed's first keyframe)
+        await asyncio.sleep(0.3)
+        assert not pending.done()
         await m.close()
+        stream.paused = False  # the picture arrives after close() began
         with pytest.raises(Unavailable):
             await pending
         assert len(m) == 0 and feeds.streams[("cb", "main")].subscribers == 0
