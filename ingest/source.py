@@ -6,7 +6,7 @@ loop through a ``Handoff`` (batched ``loop.call_soon_threadsafe``); the loop nev
 Between sessions the thread follows ``ingest.reconnect.Reconnector`` (backoff, generation id); a
 stall watchdog ends a session that stops delivering video. ``stop()`` sets an Event;
 ``join(timeout)`` waits for the thread, which notices within one read timeout: every blocking read
-is bounded, for RTSP by FFmpeg's socket I/O timeout, for other schemes by PyAV's interrupt callback.
+is bounded by PyAV's interrupt callback (and, for RTSP, by FFmpeg's socket I/O timeout too).
 
 Credentials are injected into the URL only for ``av.open`` and never stored with it, logged, or put
 in an error (``ingest.url.redact``). aiortc's MediaPlayer is not used: it opens synchronously and
@@ -74,10 +74,6 @@ class SourceOptions:
     @property
     def blocking_read_timeout(self) -> float:
         return min(self.read_timeout, self.stall_timeout)
-
-
-def _is_rtsp(url: str) -> bool:
-    return urlsplit(url).scheme.lower() in ("rtsp", "rtsps")
 
 
 def open_options(url: str, options: SourceOptions) -> dict[str, str]:
@@ -270,10 +266,11 @@ class Source:
             container = av.open(
                 with_credentials(url, login.username if login else None, login.password if login else None),
                 options=open_options(url, options),
-                # PyAV's read timeout takes the GIL in FFmpeg's interrupt callback on every socket
-                # poll (measured: +30 % CPU in passthrough); RTSP reads are bounded by FFmpeg's own
-                # socket timeout instead (open_options), so PyAV bounds only the open there.
-                timeout=(options.open_timeout, None if _is_rtsp(url) else read_timeout),
+                # PyAV's read timeout (FFmpeg's interrupt callback) bounds each av_read_frame: a
+                # camera that keeps the session alive with RTCP or keep-alive replies but sends no
+                # video never trips the socket timeout, since bytes still arrive. It costs ~7 % of
+                # passthrough CPU (the callback takes the GIL); a silent hang would cost the camera.
+                timeout=(options.open_timeout, read_timeout),
             )
         except Exception as exc:
             timed_out = time.monotonic() - started >= options.open_timeout * 0.9
