@@ -51,7 +51,10 @@ def make_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture
 def settings() -> Settings:
-    return make_settings(admin_password="admin-pass-123")
+    # Cheap argon2 parameters keep each test's logins fast; production keeps the library defaults.
+    return make_settings(
+        admin_password="admin-pass-123", auth__argon2_time_cost=1, auth__argon2_memory_kib=1024
+    )
 
 
 @pytest.fixture

@@ -22,10 +22,6 @@ from videohub.models import Role, User
 from videohub.settings import AuthSettings
 from videohub.store import key
 
-_hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown user as slow as one with a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
-
 
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -38,6 +34,11 @@ class UserStore:
         self._redis = redis
         self._settings = settings
         self._line_ids = line_ids
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+        )
+        # Verifying against this keeps a login for an unknown user as slow as one with a wrong password.
+        self._dummy_hash = self._hasher.hash("not-a-real-password")
 
     # -- users -----------------------------------------------------------------------------------
     def _check(self, password: str, role: Role, line: str | None) -> None:
@@ -58,7 +59,7 @@ class UserStore:
 
     async def create(self, username: str, password: str, role: Role, line: str | None = None) -> User:
         self._check(password, role, line)
-        pw_hash = await asyncio.to_thread(_hasher.hash, password)
+        pw_hash = await asyncio.to_thread(self._hasher.hash, password)
         now = time.time()
         added = await self._redis.sadd(key("users"), username)
         if not added:
@@ -104,14 +105,14 @@ class UserStore:
         if user is None:
             raise NotFound(f"user {username!r} not found")
         self._check(password, user.role, user.line)
-        pw_hash = await asyncio.to_thread(_hasher.hash, password)
+        pw_hash = await asyncio.to_thread(self._hasher.hash, password)
         await self._redis.hset(key("user", username), "pw", pw_hash)
         await self.revoke_tokens(username)
 
     async def verify(self, username: str, password: str) -> User | None:
         stored = await self._redis.hget(key("user", username), "pw")
         try:
-            await asyncio.to_thread(_hasher.verify, stored or _DUMMY_HASH, password)
+            await asyncio.to_thread(self._hasher.verify, stored or self._dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return None
         return await self.get(username) if stored else None

@@ -42,6 +42,10 @@ class AuthSettings(Section):
         300, ge=1, le=86400, description="Window over which failed logins are counted."
     )
     min_password_length: int = Field(8, ge=4, le=128, description="Shortest password accepted for a user.")
+    argon2_time_cost: int = Field(3, ge=1, le=20, description="argon2id iterations for new password hashes.")
+    argon2_memory_kib: int = Field(
+        65536, ge=1024, le=1048576, description="argon2id memory (KiB) for new password hashes."
+    )
 
 
 class LineSettings(Section):

@@ -1,0 +1,161 @@
+"""The ``videohub`` command: serve, validate-config, user management."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from videohub.errors import VideohubError
+from videohub.models import ROLES
+from videohub.settings import ConfigError, Settings, load_settings
+from videohub.store import EmbeddedValkey, Store
+from videohub.users import UserStore
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for flag, dotted in (
+        ("host", "server__host"),
+        ("port", "server__port"),
+        ("data_dir", "server__data_dir"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[dotted] = value
+    return load_settings(args.config, **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from videohub.app import build_app
+    from videohub.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings.server.log_level, settings.server.log_json)
+    app = build_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,  # our handlers (with credential redaction) stay in charge
+        access_log=True,
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's cleanup.
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"invalid configuration: {exc.source}", file=sys.stderr)
+        for path, reason in exc.problems:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 1
+    print(f"configuration OK: {len(settings.lines)} lines ({', '.join(settings.line_ids)})")
+    return 0
+
+
+async def _with_users(settings: Settings, action: Callable[[UserStore], Awaitable[int]]) -> int:
+    """Run ``action`` on the users store: external Redis, the running embedded Valkey, or a temporary one."""
+    url = settings.redis_url or EmbeddedValkey.running_url(settings.server.data_dir)
+    store = await Store.open(url, settings.server.data_dir)
+    try:
+        return await action(UserStore(store.redis, settings.auth, settings.line_ids))
+    finally:
+        await store.close()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run(users: UserStore) -> int:
+        if args.user_cmd == "add":
+            user = await users.create(args.username, _read_password(args), args.role, args.line)
+            print(f"created {user.username} ({user.role}{' ' + user.line if user.line else ''})")
+        elif args.user_cmd == "list":
+            for user in await users.list():
+                print(f"{user.username}\t{user.role}\t{user.line or '-'}")
+        elif args.user_cmd == "remove":
+            await users.delete(args.username)
+            print(f"removed {args.username}")
+        elif args.user_cmd == "passwd":
+            await users.set_password(args.username, _read_password(args))
+            print(f"password changed for {args.username}; their tokens are revoked")
+        return 0
+
+    try:
+        return asyncio.run(_with_users(settings, run))
+    except VideohubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="videohub", description="Camera feed aggregation for a command center."
+    )
+    sub = top.add_subparsers(dest="cmd", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+        p.add_argument("--data-dir", type=Path, default=None, help="data directory (embedded Valkey)")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the service"))
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    validate = sub.add_parser("validate-config", help="check a configuration file; exit 1 on errors")
+    validate.add_argument("--config", type=Path, default=None)
+    validate.set_defaults(func=cmd_validate)
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_cmd", required=True)
+    add = with_config(user_sub.add_parser("add", help="create a user"))
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--line", default=None, help="the line of a line_admin")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    with_config(user_sub.add_parser("list", help="list users"))
+    remove = with_config(user_sub.add_parser("remove", help="delete a user and revoke their tokens"))
+    remove.add_argument("username")
+    passwd = with_config(user_sub.add_parser("passwd", help="set a user's password"))
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    user.set_defaults(func=cmd_user)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
