@@ -51,6 +51,8 @@ class StatsSnapshot:
     """Seconds since the last packet (None before the first)."""
     last_error: str | None
     last_error_reason: str | None
+    last_packet_at: float | None = None
+    """Wall-clock time (Unix seconds) of the last packet."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +144,7 @@ class StreamStats:
             failures=self.failures,
             retry_in=None if retry_in is None else round(retry_in, 3),
             last_packet_age=None if age is None else round(age, 3),
+            last_packet_at=None if age is None else round(time.time() - age, 3),
             last_error=self.last_error,
             last_error_reason=self.last_error_reason.value if self.last_error_reason else None,
         )

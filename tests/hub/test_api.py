@@ -73,6 +73,7 @@ async def test_ingest_stats_and_snapshot_of_a_streaming_camera(hub_api: Api, cam
     assert main["stream"] == "main" and main["always_on"] is True
     assert main["ingest"]["codec"] == "h264" and main["ingest"]["mode"] == "passthrough"
     assert (main["ingest"]["width"], main["ingest"]["height"]) == (640, 360)
+    assert main["ingest"]["last_packet_at"] > time.time() - 60
     response = await hub_api.client.get(
         "/api/cameras/ps-api-1/snapshot.jpg", headers=hub_api.auth("maintenance")
     )

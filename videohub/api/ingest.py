@@ -39,6 +39,7 @@ class IngestStatsOut(BaseModel):
     failures: int = Field(description="Consecutive failed sessions (drives the backoff).")
     retry_in: float | None = Field(description="Seconds to the next connection attempt while backing off.")
     last_packet_age: float | None = Field(description="Seconds since the last packet.")
+    last_packet_at: float | None = Field(description="Wall-clock time of the last packet (Unix seconds).")
     last_error: str | None
     last_error_reason: str | None
 
