@@ -1,0 +1,308 @@
+// HTTP client of the videohub API and the WHEP player used by every page.
+// The bearer token lives in sessionStorage: it lasts for the tab, and a closed tab forgets it.
+
+const TOKEN_KEY = "videohub.token";
+const USER_KEY = "videohub.user";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : formatDetail(detail) || `HTTP ${status}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+// FastAPI 422 bodies name the field: [{loc: ["body", "tiles", 0, "stream"], msg: "..."}].
+function formatDetail(detail) {
+  if (!Array.isArray(detail)) return detail ? JSON.stringify(detail) : "";
+  return detail
+    .map((d) => `${(d.loc || []).filter((p) => p !== "body").join(".")}: ${d.msg}`)
+    .join("; ");
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function currentUser() {
+  try {
+    return JSON.parse(sessionStorage.getItem(USER_KEY) || "null");
+  } catch {
+    return null;
+  }
+}
+
+export function storeLogin(body) {
+  sessionStorage.setItem(TOKEN_KEY, body.access_token);
+  sessionStorage.setItem(USER_KEY, JSON.stringify(body.user));
+}
+
+export function clearLogin() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(USER_KEY);
+}
+
+export function redirectToLogin() {
+  clearLogin();
+  const next = location.pathname + location.search;
+  if (location.pathname !== "/login") location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+
+// The page's user, or a redirect to /login when this tab has no token.
+export function requireLogin() {
+  const user = currentUser();
+  if (!token() || !user) {
+    redirectToLogin();
+    throw new Error("not logged in");
+  }
+  return user;
+}
+
+export async function login(username, password) {
+  const response = await fetch("/api/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body.detail);
+  storeLogin(body);
+  return body.user;
+}
+
+export async function logout() {
+  try {
+    await apiFetch("/api/auth/logout", { method: "POST" });
+  } finally {
+    clearLogin();
+    location.assign("/login");
+  }
+}
+
+// fetch() with the bearer token; a 401 sends the tab to /login (the token expired or was revoked).
+export async function apiFetch(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const tok = token();
+  if (tok) headers.set("Authorization", `Bearer ${tok}`);
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401 && path !== "/api/auth/logout") {
+    redirectToLogin();
+    throw new ApiError(401, "unauthorized");
+  }
+  return response;
+}
+
+async function json(method, path, body) {
+  const options = { method };
+  if (body !== undefined) {
+    options.headers = { "Content-Type": "application/json" };
+    options.body = JSON.stringify(body);
+  }
+  const response = await apiFetch(path, options);
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data ? data.detail : null);
+  return data;
+}
+
+export const api = {
+  get: (path) => json("GET", path),
+  post: (path, body) => json("POST", path, body),
+  put: (path, body) => json("PUT", path, body),
+  patch: (path, body) => json("PATCH", path, body),
+  del: (path) => json("DELETE", path),
+};
+
+// An authorised image (e.g. a snapshot) as a blob: URL for an <img>; revoke it when replaced.
+export async function fetchBlobUrl(path) {
+  const response = await apiFetch(path);
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, data ? data.detail : null);
+  }
+  return URL.createObjectURL(await response.blob());
+}
+
+// ---- WHEP player ---------------------------------------------------------------------------
+
+export const PlayerState = Object.freeze({
+  CONNECTING: "connecting",
+  LIVE: "live",
+  INTERRUPTED: "interrupted",
+  CLOSED: "closed",
+});
+
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 8000;
+// A picture that stops moving for this long counts as interrupted: a stopped camera can leave the
+// peer connection "connected" (RTCP keeps flowing) while no frame arrives.
+const STALL_MS = 3000;
+const FIRST_FRAME_MS = 10000;
+
+function waitIceGathering(pc, timeoutMs = 2000) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function framesDecoded(pc) {
+  const stats = await pc.getStats();
+  let frames = 0;
+  stats.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
+  });
+  return frames;
+}
+
+// Play camera `cameraId` (stream "main" or "sub") into `videoEl` over WHEP, retrying with a capped,
+// jittered backoff whenever the session fails, stalls or cannot start. Returns a handle:
+// {state, pc, close(), onstate(fn)}; videoEl.dataset.state mirrors the state, videoEl._whep is the handle.
+export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
+  const handle = {
+    state: PlayerState.CONNECTING,
+    pc: null,
+    cameraId,
+    stream,
+    attempts: 0,
+    closed: false,
+    close,
+  };
+  let generation = 0;
+  let sessionUrl = null;
+  let retryTimer = null;
+  let watchTimer = null;
+
+  videoEl.muted = true;
+  videoEl.autoplay = true;
+  videoEl.playsInline = true;
+  videoEl._whep = handle;
+
+  function setState(state) {
+    if (handle.state === state) return;
+    handle.state = state;
+    videoEl.dataset.state = state;
+    if (onState) onState(state);
+  }
+  videoEl.dataset.state = handle.state;
+
+  function teardown() {
+    clearInterval(watchTimer);
+    watchTimer = null;
+    if (handle.pc) {
+      handle.pc.close();
+      handle.pc = null;
+    }
+    if (sessionUrl) {
+      const url = sessionUrl;
+      sessionUrl = null;
+      // keepalive: the DELETE still goes out when the page is being left.
+      apiFetch(url, { method: "DELETE", keepalive: true }).catch(() => {});
+    }
+  }
+
+  function scheduleRetry(delayMs) {
+    if (handle.closed) return;
+    const wasLive = handle.state === PlayerState.LIVE;
+    teardown();
+    setState(wasLive || handle.attempts > 0 ? PlayerState.INTERRUPTED : PlayerState.CONNECTING);
+    handle.attempts += 1;
+    const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(handle.attempts - 1, 4));
+    const wait = delayMs ?? backoff * (0.75 + Math.random() * 0.5);
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(start, wait);
+  }
+
+  async function start() {
+    if (handle.closed) return;
+    const gen = ++generation;
+    const pc = new RTCPeerConnection();
+    handle.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.ontrack = (event) => {
+      videoEl.srcObject = event.streams[0] || new MediaStream([event.track]);
+      videoEl.play().catch(() => {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (gen !== generation) return;
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") scheduleRetry();
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitIceGathering(pc);
+      if (gen !== generation || handle.closed) return;
+      const url = `/whep/${encodeURIComponent(cameraId)}?stream=${encodeURIComponent(stream)}`;
+      const response = await apiFetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: pc.localDescription.sdp,
+      });
+      if (gen !== generation || handle.closed) {
+        const loc = response.headers.get("Location");
+        if (response.status === 201 && loc) apiFetch(loc, { method: "DELETE" }).catch(() => {});
+        return;
+      }
+      if (response.status !== 201) {
+        const retryAfter = Number(response.headers.get("Retry-After"));
+        scheduleRetry(retryAfter > 0 ? retryAfter * 1000 : undefined);
+        return;
+      }
+      sessionUrl = response.headers.get("Location");
+      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      watch(gen, pc);
+    } catch (err) {
+      if (gen === generation) scheduleRetry();
+    }
+  }
+
+  // Live once frames are decoded; interrupted (and restarted) when they stop for STALL_MS.
+  function watch(gen, pc) {
+    const began = performance.now();
+    let last = -1;
+    let lastChange = performance.now();
+    watchTimer = setInterval(async () => {
+      if (gen !== generation || handle.closed) return;
+      let frames = 0;
+      try {
+        frames = await framesDecoded(pc);
+      } catch {
+        return;
+      }
+      if (gen !== generation) return;
+      const now = performance.now();
+      if (frames !== last) {
+        last = frames;
+        lastChange = now;
+        if (frames > 0) {
+          handle.attempts = 0;
+          setState(PlayerState.LIVE);
+        }
+        return;
+      }
+      const limit = handle.state === PlayerState.LIVE ? STALL_MS : FIRST_FRAME_MS;
+      if (now - (frames > 0 ? lastChange : began) > limit) {
+        scheduleRetry();
+      }
+    }, 500);
+  }
+
+  function close() {
+    if (handle.closed) return;
+    handle.closed = true;
+    generation += 1;
+    clearTimeout(retryTimer);
+    teardown();
+    videoEl.srcObject = null;
+    setState(PlayerState.CLOSED);
+  }
+
+  start();
+  return handle;
+}

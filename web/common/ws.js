@@ -1,0 +1,92 @@
+// The /ws client: authenticates with the first message (browsers cannot set headers on a WebSocket,
+// and a token in the URL would reach access logs), subscribes to topics, reconnects with backoff.
+import { redirectToLogin, token } from "/web/common/api.js";
+
+export class LiveSocket {
+  // topics: e.g. ["wall:main", "alerts", "health"]; onMessage(msg) gets every pushed JSON message;
+  // onStatus(status) gets "connecting" | "open" | "closed".
+  constructor({ topics = [], onMessage = () => {}, onStatus = () => {} } = {}) {
+    this.topics = new Set(topics);
+    this.onMessage = onMessage;
+    this.onStatus = onStatus;
+    this.status = "connecting";
+    this.attempts = 0;
+    this.closed = false;
+    this.socket = null;
+    this.timer = null;
+    this.connect();
+  }
+
+  connect() {
+    if (this.closed) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}/ws`);
+    this.socket = socket;
+    this.setStatus("connecting");
+    socket.onopen = () => {
+      socket.send(JSON.stringify({ type: "auth", token: token() }));
+      socket.send(JSON.stringify({ type: "subscribe", topics: [...this.topics] }));
+    };
+    socket.onmessage = (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (msg.type === "ready") {
+        this.attempts = 0;
+        this.setStatus("open");
+        return;
+      }
+      if (msg.type === "error" && msg.status === 401) {
+        this.close();
+        redirectToLogin();
+        return;
+      }
+      this.onMessage(msg);
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (this.closed) return;
+      // 4401: the token expired or was revoked.
+      if (event.code === 4401) {
+        this.close();
+        redirectToLogin();
+        return;
+      }
+      this.setStatus("closed");
+      this.attempts += 1;
+      const delay = Math.min(10000, 500 * 2 ** Math.min(this.attempts, 5)) * (0.75 + Math.random() * 0.5);
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this.onStatus(status);
+  }
+
+  subscribe(topics) {
+    for (const topic of topics) this.topics.add(topic);
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify({ type: "subscribe", topics }));
+    }
+  }
+
+  unsubscribe(topics) {
+    for (const topic of topics) this.topics.delete(topic);
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify({ type: "unsubscribe", topics }));
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.socket) this.socket.close();
+    this.socket = null;
+  }
+}
