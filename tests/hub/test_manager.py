@@ -43,6 +43,7 @@ def registry(store: Store) -> CameraRegistry:
 @pytest.fixture
 async def make_hub(registry: CameraRegistry) -> AsyncIterator[Callable[..., Any]]:
     hubs: list[FeedManager] = []
+    before = set(threading.enumerate())
 
     async def make(**settings: Any) -> FeedManager:
         hub = FeedManager(IngestSettings(**settings), registry)
@@ -54,7 +55,8 @@ async def make_hub(registry: CameraRegistry) -> AsyncIterator[Callable[..., Any]
     for hub in hubs:
         await hub.close()
         await hub.close()  # idempotent
-    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-")], "threads left"
+    left = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("ingest-")]
+    assert not left, f"ingest threads left after close: {left}"
 
 
 async def add(
