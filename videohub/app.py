@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from videohub.api import audit, auth, cameras, ops, users, web
+from videohub.api import audit, auth, cameras, ops, users, walls, web, ws
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
 from videohub.services import Services
 from videohub.settings import Settings
@@ -122,7 +122,7 @@ def build_app(
             allow_headers=["Authorization", "Content-Type", "If-Match"],
             expose_headers=["Location", "ETag", "Link", "Accept-Post", "Accept-Patch"],
         )
-    for module in (ops, auth, cameras, users, audit, web):
+    for module in (ops, auth, cameras, users, audit, walls, ws, web):
         app.include_router(module.router)
     return app
 

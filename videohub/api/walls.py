@@ -1,0 +1,121 @@
+"""Video wall API: walls (GET/PUT) and presets (list, create, get, delete, recall).
+
+Everyone logged in reads; operators and admins write. Every write is audited and published to the
+displays over Redis pub/sub (see ``videohub.walls.store``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from videohub.api.deps import CurrentUser, ServicesDep
+from videohub.errors import InvalidField
+from videohub.models import User
+from videohub.policy import check_role
+from videohub.services import Services
+from videohub.walls import Preset, PresetCreate, Wall, WallSpec, WallStore
+from videohub.walls.models import WALL_ID
+
+router = APIRouter(tags=["walls"])
+
+WRITERS = ("admin", "operator")
+WallId = Annotated[str, Path(pattern=WALL_ID.pattern, description="Wall slug, e.g. 'main'.")]
+
+
+def walls_of(svc: Services) -> WallStore:
+    return WallStore(svc.store.redis)
+
+
+async def check_cameras(svc: Services, spec: WallSpec, prefix: tuple[str | int, ...]) -> None:
+    """A 422 naming the field for the first camera that is not registered."""
+    known: dict[str, bool] = {}
+    for loc, camera_id in spec.camera_refs():
+        if camera_id not in known:
+            known[camera_id] = await svc.registry.get(camera_id) is not None
+        if not known[camera_id]:
+            raise InvalidField((*prefix, *loc), f"camera {camera_id!r} is not registered")
+
+
+def _write_allowed(user: User) -> None:
+    check_role(user, *WRITERS)
+
+
+@router.get("/api/walls", response_model=list[Wall])
+async def list_walls(user: CurrentUser, svc: ServicesDep) -> list[Wall]:
+    return await walls_of(svc).all()
+
+
+@router.get("/api/walls/{wall_id}", response_model=Wall)
+async def get_wall(wall_id: WallId, user: CurrentUser, svc: ServicesDep) -> Wall:
+    """The wall; a wall never saved is empty (layout 4) so a display can follow it from the start."""
+    return await walls_of(svc).get(wall_id)
+
+
+@router.put("/api/walls/{wall_id}", response_model=Wall)
+async def put_wall(wall_id: WallId, body: WallSpec, user: CurrentUser, svc: ServicesDep) -> Wall:
+    _write_allowed(user)
+    await check_cameras(svc, body, ("body",))
+    before, after = await walls_of(svc).put(wall_id, body, user.username)
+    await svc.audit.record(
+        user.username,
+        "wall.update",
+        wall_id,
+        before.model_dump(mode="json") if before.version else None,
+        after.model_dump(mode="json"),
+    )
+    return after
+
+
+@router.get("/api/presets", response_model=list[Preset])
+async def list_presets(user: CurrentUser, svc: ServicesDep) -> list[Preset]:
+    return await walls_of(svc).presets()
+
+
+@router.post("/api/presets", response_model=Preset, status_code=201)
+async def create_preset(
+    body: PresetCreate, user: CurrentUser, svc: ServicesDep, response: Response
+) -> Preset:
+    _write_allowed(user)
+    await check_cameras(svc, body.wall, ("body", "wall"))
+    preset = await walls_of(svc).create_preset(body, user.username)
+    await svc.audit.record(user.username, "preset.create", preset.id, None, preset.model_dump(mode="json"))
+    response.headers["Location"] = f"/api/presets/{preset.id}"
+    return preset
+
+
+@router.get("/api/presets/{preset_id}", response_model=Preset)
+async def get_preset(preset_id: str, user: CurrentUser, svc: ServicesDep) -> Preset:
+    return await walls_of(svc).preset(preset_id)
+
+
+@router.delete("/api/presets/{preset_id}", status_code=204)
+async def delete_preset(preset_id: str, user: CurrentUser, svc: ServicesDep) -> None:
+    _write_allowed(user)
+    preset = await walls_of(svc).delete_preset(preset_id)
+    await svc.audit.record(user.username, "preset.delete", preset_id, preset.model_dump(mode="json"), None)
+
+
+@router.post("/api/presets/{preset_id}/recall", response_model=Wall)
+async def recall_preset(
+    preset_id: str,
+    user: CurrentUser,
+    svc: ServicesDep,
+    wall: Annotated[
+        str, Query(pattern=WALL_ID.pattern, description="The wall to load the preset on.")
+    ] = "main",
+) -> Wall:
+    """Load the preset's layout, tiles and tours on ``wall``."""
+    _write_allowed(user)
+    store = walls_of(svc)
+    preset = await store.preset(preset_id)
+    before, after = await store.put(wall, preset.wall, user.username)
+    await svc.audit.record(
+        user.username,
+        "preset.recall",
+        wall,
+        before.model_dump(mode="json") if before.version else None,
+        {"preset": preset_id, "wall": after.model_dump(mode="json")},
+    )
+    return after

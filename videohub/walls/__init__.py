@@ -1,0 +1,17 @@
+"""The video wall: layouts, tiles, tours and presets, stored in Redis and pushed to displays."""
+
+from videohub.walls.models import TILE_COUNT, Preset, PresetCreate, Tile, Tour, Wall, WallSpec
+from videohub.walls.store import CHANNEL, DEFAULT_WALL, WallStore
+
+__all__ = [
+    "CHANNEL",
+    "DEFAULT_WALL",
+    "TILE_COUNT",
+    "Preset",
+    "PresetCreate",
+    "Tile",
+    "Tour",
+    "Wall",
+    "WallSpec",
+    "WallStore",
+]
