@@ -19,7 +19,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from videohub.api import audit, auth, cameras, ops, users, walls, web, ws
+from videohub.api import (
+    alerts,
+    audit,
+    auth,
+    cameras,
+    health,
+    ingest,
+    metrics,
+    ops,
+    sessions,
+    users,
+    walls,
+    web,
+    whep,
+    ws,
+)
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
 from videohub.services import Services
 from videohub.settings import Settings
@@ -122,11 +137,30 @@ def build_app(
             allow_headers=["Authorization", "Content-Type", "If-Match"],
             expose_headers=["Location", "ETag", "Link", "Accept-Post", "Accept-Patch"],
         )
-    for module in (ops, auth, cameras, users, audit, walls, ws, web):
+    for module in (
+        ops,
+        auth,
+        cameras,
+        users,
+        audit,
+        ingest,
+        whep,
+        sessions,
+        health,
+        alerts,
+        metrics,
+        walls,
+        ws,
+        web,
+    ):
         app.include_router(module.router)
     return app
 
 
 def default_startups() -> list[Startup]:
-    """The optional parts started with the service, in order (stopped in reverse)."""
-    return []
+    """The parts started with the service, in order (stopped in reverse): ingest first, then what reads it."""
+    from videohub.health.startup import health_startup
+    from videohub.hub.startup import hub_startup
+    from videohub.webrtc.startup import whep_startup
+
+    return [hub_startup, whep_startup(), health_startup]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,36 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM/SIGINT shutdown ends the process with exit code 0.
+
+        uvicorn turns the signal into a graceful shutdown (the lifespan stops ingest, sessions and
+        the embedded Valkey) and then re-raises it, which ends the process "killed by SIGTERM";
+        service managers and the Docker healthcheck read that as a crash.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from videohub.app import build_app
     from videohub.logs import setup_logging
 
+    _Server = _server_class()
     settings = _settings(args)
     setup_logging(settings.server.log_level, settings.server.log_json)
     app = build_app(settings)
@@ -48,8 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
         ws="websockets-sansio",
     )
-    server = uvicorn.Server(config)
-    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's cleanup.
+    server = _Server(config)
     server.run()
     return 0 if server.started else 1
 
