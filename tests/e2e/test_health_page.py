@@ -1,0 +1,108 @@
+"""Health page in real Chromium against the real service and camera simulator.
+
+A maintenance user watches a camera go offline when its simulator mount stops: the row turns offline
+and an alert appears without a reload; they acknowledge it from the page; the mount comes back and the
+camera returns online (and its alert resolves itself). An operator sees the alert but cannot act.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.fixtures.browser import login, screenshot
+from tests.fixtures.camsim import CameraSimulator
+from tests.fixtures.service import USER_PASSWORD, VideohubService
+
+pytestmark = pytest.mark.e2e
+
+# Generous: offline after 3 s without packets, online again after a 5 s hold, plus ingest backoff.
+STATE_TIMEOUT_MS = 45_000
+
+
+def active_alerts(service: VideohubService, camera: str) -> list[dict[str, Any]]:
+    page: dict[str, Any] = service.call("GET", f"/api/alerts?camera={camera}&state=active")
+    items: list[dict[str, Any]] = page["items"]
+    return items
+
+
+def test_stopped_camera_goes_offline_alerts_live_and_recovers(
+    videohub_service: VideohubService,
+    camsim_factory: Callable[..., CameraSimulator],
+    new_page: Callable[[], Page],
+) -> None:
+    service = videohub_service
+    sim = camsim_factory(preset="none")
+    mount = sim.fresh_mount("width=640,height=360")
+    suffix = uuid.uuid4().hex[:6]
+    camera = f"hp-{suffix}"
+    service.create_camera(camera, sim.rtsp_url(mount), name=f"梅里镇路口{suffix}", mode="always_on")
+    maintainer = f"maint{suffix}"
+    service.create_user(maintainer, "maintenance")
+    operator = f"oper{suffix}"
+    service.create_user(operator, "operator")
+
+    page = new_page()
+    login(page, service.base_url, maintainer, USER_PASSWORD, next_path="/health")
+    row = page.locator(f"#cameras tr[data-camera='{camera}']")
+    expect(row).to_have_attribute("data-state", "online", timeout=STATE_TIMEOUT_MS)
+    expect(row.locator(".c-state .badge")).to_have_text("在线")
+    online_counter = page.locator("#counters .counter[data-state=online] .count")
+    expect(online_counter).not_to_have_text("0")
+
+    # The camera stops: the row turns offline and an alert arrives on the open page.
+    sim.stop_mount(mount)
+    expect(row).to_have_attribute("data-state", "offline", timeout=STATE_TIMEOUT_MS)
+    expect(row.locator(".c-state .badge")).to_have_text("离线")
+    alert = page.locator(f"#alert-list li.alert[data-camera='{camera}']")
+    expect(alert).to_have_attribute("data-state", "open", timeout=STATE_TIMEOUT_MS)
+    expect(alert.locator(".kind")).to_have_text("离线")
+    expect(page.locator("#alert-badge")).to_be_visible()
+    expect(alert.locator("button.ack")).to_be_enabled()
+
+    # An operator sees the same alert but may not act on it.
+    watcher = new_page()
+    login(watcher, service.base_url, operator, USER_PASSWORD, next_path="/health")
+    expect(watcher.locator(f"#alert-list li.alert[data-camera='{camera}'] button.ack")).to_be_disabled()
+    expect(watcher.locator("#alerts-readonly")).to_be_visible()
+
+    # Acknowledge from the page with a note.
+    alert.locator("input.note").fill("已派人检查线路")
+    alert.locator("button.ack").click()
+    expect(alert).to_have_attribute("data-state", "acknowledged")
+    expect(alert.locator(".state-chip")).to_have_text("已确认")
+    expect(alert.locator(".meta")).to_contain_text(maintainer)
+    (record,) = active_alerts(service, camera)
+    assert record["state"] == "acknowledged"
+    assert record["acked_by"] == maintainer
+    assert record["ack_note"] == "已派人检查线路"
+    # The operator's page follows without a reload.
+    expect(watcher.locator(f"#alert-list li.alert[data-camera='{camera}']")).to_have_attribute(
+        "data-state", "acknowledged", timeout=STATE_TIMEOUT_MS
+    )
+
+    # The detail view shows the offline transition on the camera's timeline.
+    row.locator("button.open").click()
+    dialog = page.locator("#detail")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("[data-testid=detail-state]")).to_have_text("离线")
+    expect(dialog.locator(".timeline li[data-state=offline]").first).to_be_visible()
+    screenshot(page, "health_detail_offline")
+    dialog.locator("button.close").click()
+    expect(dialog).to_be_hidden()
+    screenshot(page, "health_offline_acknowledged")
+
+    # The mount comes back: the camera returns online and its alert resolves itself.
+    sim.start_mount(mount)
+    expect(row).to_have_attribute("data-state", "online", timeout=STATE_TIMEOUT_MS)
+    expect(alert).to_have_count(0, timeout=STATE_TIMEOUT_MS)
+
+    # English on request.
+    page.click("[data-testid=lang-switch]")
+    expect(row.locator(".c-state .badge")).to_have_text("Online")
+    expect(page.locator("#cameras-title")).to_have_text("Cameras")
+    screenshot(page, "health_online_en")
