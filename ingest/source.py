@@ -85,7 +85,9 @@ def open_options(url: str, options: SourceOptions) -> dict[str, str]:
         # Socket I/O timeout in µs, for the handshake and every later read: a server that accepts and
         # never answers, or stops sending mid-stream, cannot hang the thread.
         opts["timeout"] = str(int(options.blocking_read_timeout * 1_000_000))
-        opts["fflags"] = "nobuffer"
+        # No fflags=nobuffer: it discards the packets read while probing, and with them the keyframe
+        # a camera sends when a session starts, so the first picture waited a whole GOP (measured:
+        # 4.2 s with a 4 s GOP, against 0.43 s without it).
     elif scheme in ("http", "https"):
         opts["rw_timeout"] = str(int(options.open_timeout * 1_000_000))
     return opts
