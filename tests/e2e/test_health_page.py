@@ -47,14 +47,28 @@ def test_stopped_camera_goes_offline_alerts_live_and_recovers(
     service.create_user(operator, "operator")
 
     page = new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     login(page, service.base_url, maintainer, USER_PASSWORD, next_path="/health")
     row = page.locator(f"#cameras tr[data-camera='{camera}']")
     expect(row).to_have_attribute("data-state", "online", timeout=STATE_TIMEOUT_MS)
     expect(row.locator(".c-state .badge")).to_have_text("在线")
+    expect(row.locator(".c-state")).not_to_contain_text("null")
     online_counter = page.locator("#counters .counter[data-state=online] .count")
     expect(online_counter).not_to_have_text("0")
 
-    # The camera stops: the row turns offline and an alert arrives on the open page.
+    # An operator watches too, in a browser where audio cannot start: the cue must not break the page.
+    watcher = new_page()
+    watcher.add_init_script("window.AudioContext = function () { throw new Error('audio blocked'); };")
+    watcher.on("pageerror", lambda exc: errors.append(f"operator: {exc}"))
+    login(watcher, service.base_url, operator, USER_PASSWORD, next_path="/health")
+    expect(watcher.locator(f"#cameras tr[data-camera='{camera}']")).to_have_attribute(
+        "data-state", "online", timeout=STATE_TIMEOUT_MS
+    )
+    expect(watcher.locator("body")).to_have_attribute("data-live", "open")
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+
+    # The camera stops: the row turns offline and an alert arrives on the open pages.
     sim.stop_mount(mount)
     expect(row).to_have_attribute("data-state", "offline", timeout=STATE_TIMEOUT_MS)
     expect(row.locator(".c-state .badge")).to_have_text("离线")
@@ -64,10 +78,11 @@ def test_stopped_camera_goes_offline_alerts_live_and_recovers(
     expect(page.locator("#alert-badge")).to_be_visible()
     expect(alert.locator("button.ack")).to_be_enabled()
 
-    # An operator sees the same alert but may not act on it.
-    watcher = new_page()
-    login(watcher, service.base_url, operator, USER_PASSWORD, next_path="/health")
-    expect(watcher.locator(f"#alert-list li.alert[data-camera='{camera}'] button.ack")).to_be_disabled()
+    # The operator sees the same alert, with its cue, but may not act on it.
+    seen = watcher.locator(f"#alert-list li.alert[data-camera='{camera}']")
+    expect(seen).to_have_attribute("data-state", "open", timeout=STATE_TIMEOUT_MS)
+    expect(watcher.locator("#alert-badge")).to_be_visible()
+    expect(seen.locator("button.ack")).to_be_disabled()
     expect(watcher.locator("#alerts-readonly")).to_be_visible()
 
     # Acknowledge from the page with a note.
@@ -81,9 +96,7 @@ def test_stopped_camera_goes_offline_alerts_live_and_recovers(
     assert record["acked_by"] == maintainer
     assert record["ack_note"] == "已派人检查线路"
     # The operator's page follows without a reload.
-    expect(watcher.locator(f"#alert-list li.alert[data-camera='{camera}']")).to_have_attribute(
-        "data-state", "acknowledged", timeout=STATE_TIMEOUT_MS
-    )
+    expect(seen).to_have_attribute("data-state", "acknowledged", timeout=STATE_TIMEOUT_MS)
 
     # The detail view shows the offline transition on the camera's timeline.
     row.locator("button.open").click()
@@ -106,3 +119,4 @@ def test_stopped_camera_goes_offline_alerts_live_and_recovers(
     expect(row.locator(".c-state .badge")).to_have_text("Online")
     expect(page.locator("#cameras-title")).to_have_text("Cameras")
     screenshot(page, "health_online_en")
+    assert errors == []

@@ -170,11 +170,10 @@ export class CameraTable {
       lineName(row.line, this.lines),
     );
     const reasons = row.flapping ? [...row.reasons, "flapping"] : row.reasons;
-    tr.querySelector(".c-state").replaceChildren(
-      el("span", { class: `badge state-${row.state}` }, t(`state.${row.state}`)),
-      reasons.length ? el("div", { class: "reasons" }, reasons.map(reasonText).join("、")) : null,
-      row.since ? el("div", { class: "since" }, t("health.since", { time: fmtTime(row.since) })) : null,
-    );
+    const state = [el("span", { class: `badge state-${row.state}` }, t(`state.${row.state}`))];
+    if (reasons.length) state.push(el("div", { class: "reasons" }, reasons.map(reasonText).join("、")));
+    if (row.since) state.push(el("div", { class: "since" }, t("health.since", { time: fmtTime(row.since) })));
+    tr.querySelector(".c-state").replaceChildren(...state);
     tr.querySelector(".c-fps").replaceChildren(
       el("span", { class: "num" }, fmtNumber(row.fps)),
       sparkline(this.history.get(row.camera)),

@@ -4,12 +4,13 @@ import { el, fmtDuration, fmtPct, lineName, svg } from "./dom.js";
 import { STATES } from "./cameras.js";
 
 export const WINDOWS = ["1h", "24h", "7d"];
-const BAR_W = 220;
+const BAR_W = 200;
+const LABEL_W = 100;
 const BAR_H = 10;
 
 function bars(row) {
   const height = WINDOWS.length * (BAR_H + 4);
-  const root = svg("svg", { class: "avail", width: BAR_W + 56, height, viewBox: `0 0 ${BAR_W + 56} ${height}` });
+  const root = svg("svg", { class: "avail", width: BAR_W + LABEL_W, height, viewBox: `0 0 ${BAR_W + LABEL_W} ${height}` });
   WINDOWS.forEach((name, i) => {
     const y = i * (BAR_H + 4);
     const a = row.availability[name] || {};
