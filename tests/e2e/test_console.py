@@ -1,0 +1,178 @@
+"""The operator console and the display in real Chromium, against the real service and simulator.
+
+Nine cameras point at one simulator mount (``cb``: Constrained Baseline, no B-frames, 360p) with
+distinct query strings, so the simulator encodes once. Cameras are ``on_demand``: pulled only while
+a tile watches them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.wallpage import open_console, tile, tile_stats, wait_playing, wait_tile
+from tests.fixtures.browser import login, screenshot
+from tests.fixtures.camsim import CameraSimulator
+from tests.fixtures.service import USER_PASSWORD, VideohubService
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Setup:
+    service: VideohubService
+    operator: str
+    cameras: list[str]
+    wall: str
+
+
+@pytest.fixture
+def setup(videohub_service: VideohubService, camsim: CameraSimulator) -> Iterator[Setup]:
+    tag = uuid.uuid4().hex[:6]
+    operator = f"op{tag}"
+    videohub_service.create_user(operator, "operator")
+    lines = ["public_security", "safety", "environment", "land_resources"]
+    cameras = []
+    for n in range(9):
+        camera_id = f"e{tag}-{n}"
+        videohub_service.create_camera(
+            camera_id,
+            camsim.rtsp_url("cb", {"cam": f"{tag}{n}"}),
+            name=f"梅里镇{n + 1}号",
+            line=lines[n % 4],
+            area=f"片区{n % 3 + 1}",
+            mode="on_demand",
+        )
+        cameras.append(camera_id)
+    yield Setup(videohub_service, operator, cameras, f"wall-{tag}")
+    for camera_id in cameras:
+        videohub_service.request("DELETE", f"/api/cameras/{camera_id}")
+
+
+def _camera_item(page: Page, camera_id: str) -> str:
+    return f".tree-camera[data-camera='{camera_id}']"
+
+
+def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page) -> None:
+    page = browser_page
+    open_console(page, setup.service, setup.operator, setup.wall)
+    expect(page.locator(".tree-line")).to_have_count(4)
+    page.drag_and_drop(_camera_item(page, setup.cameras[0]), "#wall .tile[data-index='1']")
+    stats = wait_playing(page, 1, setup.cameras[0])
+    assert stats["width"] == 640 and stats["stream"] == "sub"
+    expect(tile(page, 1).locator(".tile-name")).to_have_text("梅里镇1号")
+    expect(tile(page, 1).locator(".tile-state")).to_have_text("直播")
+    # The choice is the wall's: a reload shows the same camera in the same tile.
+    page.reload()
+    wait_playing(page, 1, setup.cameras[0])
+    # Close the tile: it is empty and stops playing.
+    tile(page, 1).hover()
+    tile(page, 1).locator(".tile-close").click()
+    wait_tile(page, 1, lambda s: s["camera"] == "" and s["state"] == "empty", "an empty tile")
+
+
+def test_nine_tiles_maximise_and_a_preset(setup: Setup, browser_page: Page) -> None:
+    page = browser_page
+    open_console(page, setup.service, setup.operator, setup.wall)
+    page.click("#layout-buttons button[data-layout='9']")
+    expect(page.locator("#wall .tile")).to_have_count(9)
+    for i, camera_id in enumerate(setup.cameras):
+        page.click(_camera_item(page, camera_id))  # select, then click the tile
+        tile(page, i).click()
+        wait_tile(page, i, lambda s, c=camera_id: s["camera"] == c, f"camera {camera_id}")
+    for i, camera_id in enumerate(setup.cameras):
+        wait_playing(page, i, camera_id, timeout=60)
+    screenshot(page, "console_9_tiles")
+
+    # Double-click maximises the tile on the main stream; again restores the grid on sub streams.
+    tile(page, 4).dblclick()
+    stats = wait_playing(page, 4, setup.cameras[4])
+    assert stats["stream"] == "main"
+    assert tile_stats(page, 0)["hidden"]
+    screenshot(page, "console_maximised")
+    tile(page, 4).dblclick()
+    assert wait_playing(page, 4, setup.cameras[4])["stream"] == "sub"
+    assert not tile_stats(page, 0)["hidden"]
+    wait_playing(page, 0, setup.cameras[0])
+
+    # Save the wall as a preset, change the wall, recall the preset: the nine cameras are back.
+    page.fill("#preset-name", "防汛九宫格")
+    page.click("#preset-save")
+    preset = page.locator("#preset-list li", has_text="防汛九宫格")
+    expect(preset).to_have_count(1)
+    page.click("#layout-buttons button[data-layout='1']")
+    expect(page.locator("#wall .tile")).to_have_count(1)
+    preset.locator("button.recall").click()
+    expect(page.locator("#wall .tile")).to_have_count(9)
+    for i in (0, 8):
+        wait_playing(page, i, setup.cameras[i])
+
+
+def test_display_follows_the_console(setup: Setup, browser_page: Page, new_page: Callable[[], Page]) -> None:
+    console = browser_page
+    open_console(console, setup.service, setup.operator, setup.wall)
+    console.click("#layout-buttons button[data-layout='4']")
+    displays = []
+    for _ in range(2):  # several displays may follow one wall
+        display = new_page()
+        login(
+            display, setup.service.base_url, setup.operator, USER_PASSWORD, next_path=f"/display/{setup.wall}"
+        )
+        display.wait_for_selector("#wall .tile")
+        displays.append(display)
+    expect(displays[0].locator(".vh-nav")).to_have_count(0)  # no chrome on the big screen
+
+    console.drag_and_drop(_camera_item(console, setup.cameras[2]), "#wall .tile[data-index='0']")
+    for display in displays:
+        wait_playing(display, 0, setup.cameras[2])
+    console.click("#layout-buttons button[data-layout='1+5']")
+    for display in displays:
+        expect(display.locator("#wall")).to_have_attribute("data-layout", "1+5")
+        expect(display.locator("#wall .tile")).to_have_count(6)
+    # A tour in tile 1 cycles on the display too.
+    console.click(_camera_item(console, setup.cameras[3]))
+    console.click("#tour-add")
+    console.click(_camera_item(console, setup.cameras[4]))
+    console.click("#tour-add")
+    console.select_option("#tour-target", "1")
+    console.fill("#tour-dwell", "3")
+    console.click("#tour-start")
+    seen = set()
+    for _ in range(2):
+        stats = wait_tile(
+            displays[0],
+            1,
+            lambda s: s["camera"] in setup.cameras[3:5] and s["camera"] not in seen,
+            "next tour step",
+        )
+        seen.add(stats["camera"])
+    assert seen == set(setup.cameras[3:5])
+    wait_playing(displays[0], 0, setup.cameras[2])
+    screenshot(displays[0], "display_follows_console")
+    screenshot(console, "console_with_tour")
+
+
+def test_tile_shows_interrupted_and_recovers(
+    setup: Setup, camsim: CameraSimulator, browser_page: Page
+) -> None:
+    mount = camsim.fresh_mount("width=640,height=360")
+    camera_id = f"{setup.cameras[0]}-x"
+    setup.service.create_camera(camera_id, camsim.rtsp_url(mount), name="断流测试", mode="on_demand")
+    page = browser_page
+    try:
+        open_console(page, setup.service, setup.operator, setup.wall)
+        page.click("#layout-buttons button[data-layout='1']")
+        page.drag_and_drop(_camera_item(page, camera_id), "#wall .tile[data-index='0']")
+        wait_playing(page, 0, camera_id)
+        camsim.stop_mount(mount)
+        wait_tile(page, 0, lambda s: s["state"] == "interrupted", "中断")
+        expect(tile(page, 0).locator(".tile-state")).to_have_text("中断")
+        screenshot(page, "console_interrupted")
+        camsim.start_mount(mount)
+        wait_playing(page, 0, camera_id, timeout=60)
+    finally:
+        setup.service.request("DELETE", f"/api/cameras/{camera_id}")
