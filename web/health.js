@@ -16,6 +16,8 @@ import { FpsHistory } from "/web/health/sparkline.js";
 import { Thumbnails } from "/web/health/thumbs.js";
 
 const CAMERAS_MS = 3000; // fps sparkline resolution; the state itself also comes over /ws
+const CAMERAS_LARGE_MS = 15000; // for a large registry the list is heavy: poll it less often
+const LARGE = 500;
 const LINES_MS = 30000; // availability moves slowly
 const ALERTS_FALLBACK_MS = 10000; // only while /ws is down
 
@@ -47,6 +49,7 @@ const table = new CameraTable({
   filters: { line: $("#filter-line"), state: $("#filter-state"), search: $("#filter-search") },
   body: $("#cameras tbody"),
   empty: $("#cameras-empty"),
+  more: $("#cameras-more"),
   thumbs,
   history,
   lines,
@@ -84,8 +87,10 @@ async function loadLines() {
   table.fillStateFilter();
 }
 
-// Repeats fn every ms, never two at once, and survives errors (reported once per streak).
+// Repeats fn every ms (a number, or a function giving it), never two at once, and survives errors
+// (reported once per streak).
 function every(ms, fn) {
+  const delay = () => (typeof ms === "function" ? ms() : ms);
   let failing = false;
   const run = async () => {
     try {
@@ -95,9 +100,9 @@ function every(ms, fn) {
       if (!failing) report(err);
       failing = true;
     }
-    setTimeout(run, ms);
+    setTimeout(run, delay());
   };
-  setTimeout(run, ms);
+  setTimeout(run, delay());
 }
 
 let liveOpen = false;
@@ -142,7 +147,7 @@ async function start() {
   }
   document.body.dataset.ready = "1";
   new LiveSocket({ topics: ["alerts", "health"], onMessage: onLive, onStatus: onLiveStatus });
-  every(CAMERAS_MS, pollCameras);
+  every(() => (table.rows.size > LARGE ? CAMERAS_LARGE_MS : CAMERAS_MS), pollCameras);
   every(LINES_MS, pollLines);
   every(ALERTS_FALLBACK_MS, async () => {
     if (!liveOpen) await alerts.load();

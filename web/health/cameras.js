@@ -5,13 +5,17 @@ import { el, fmtNumber, fmtPct, fmtTime, lineName, reasonText } from "./dom.js";
 import { sparkline } from "./sparkline.js";
 
 export const STATES = ["online", "degraded", "offline", "unknown"];
+// Rows drawn at once. Worst come first, so a large registry (thousands of on-demand cameras) shows
+// its problems without drawing every healthy camera; the filters reach the rest.
+const MAX_ROWS = 200;
 
 export class CameraTable {
-  constructor({ counters, filters, body, empty, thumbs, history, lines, onOpen }) {
+  constructor({ counters, filters, body, empty, more, thumbs, history, lines, onOpen }) {
     this.countersRoot = counters;
     this.filters = filters; // {line: <select>, state: <select>, search: <input>}
     this.body = body; // <tbody>
     this.empty = empty;
+    this.more = more;
     this.thumbs = thumbs;
     this.history = history;
     this.lines = lines; // Map line id → {name_zh, name_en, color}
@@ -110,9 +114,12 @@ export class CameraTable {
     }
     // Worst first: offline, degraded, unknown, online; then by name.
     const order = { offline: 0, degraded: 1, unknown: 2, online: 3 };
-    const shown = [...this.rows.values()]
+    const matching = [...this.rows.values()]
       .filter((row) => this.matches(row))
       .sort((a, b) => order[a.state] - order[b.state] || a.name.localeCompare(b.name, "zh-CN"));
+    const shown = matching.slice(0, MAX_ROWS);
+    this.more.hidden = matching.length <= shown.length;
+    this.more.textContent = t("health.more", { shown: shown.length, total: matching.length });
     const wanted = new Set(shown.map((r) => r.camera));
     for (const [id, tr] of [...this.trs]) if (!wanted.has(id)) this.dropRow(id, tr);
     let previous = null;

@@ -34,17 +34,18 @@ export function sparkline(values, width = 96, height = 24) {
   const step = width / Math.max(1, POINTS - 1);
   const x0 = width - step * (values.length - 1);
   let path = "";
-  let pen = false;
   values.forEach((v, i) => {
     const x = x0 + i * step;
     if (v === null) {
       root.append(svg("line", { class: "gap", x1: x, x2: x, y1: height - 4, y2: height }));
-      pen = false;
       return;
     }
     const y = height - 2 - (v / max) * (height - 4);
-    path += `${pen ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
-    pen = true;
+    const joined = i > 0 && values[i - 1] !== null;
+    const alone = !joined && (i === values.length - 1 || values[i + 1] === null);
+    // A point between gaps has no line to be part of: draw it as a dot so it is not lost.
+    if (alone) root.append(svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 1.5 }));
+    path += `${joined ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
   });
   if (path) root.append(svg("path", { d: path.trim() }));
   return root;
