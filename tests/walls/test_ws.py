@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from tests.fixtures.camsim import CameraSimulator
 from tests.fixtures.service import VideohubService
 
 
@@ -57,3 +59,66 @@ def test_a_follower_gets_the_wall_and_its_changes(videohub_service: VideohubServ
         svc.call("PUT", f"/api/walls/{wall_id}x", token=operator, json={"layout": "1"})
         svc.call("PUT", f"/api/walls/{wall_id}", token=operator, json={"layout": "16"})
         assert _next(ws, "wall")["wall"]["layout"] == "16"
+
+
+def _drain_until(ws: ClientConnection, pred: Any, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("expected message not received")
+        message: dict[str, Any] = json.loads(ws.recv(timeout=left))
+        if pred(message):
+            return message
+
+
+@pytest.mark.media
+def test_health_and_alerts_reach_only_the_cameras_line(
+    videohub_service: VideohubService, camsim: CameraSimulator
+) -> None:
+    svc = videohub_service
+    tag = uuid.uuid4().hex[:6]
+    mount = camsim.fresh_mount()
+    camera_id = f"h{tag}"
+    svc.create_camera(camera_id, camsim.rtsp_url(mount), line="environment", mode="always_on")
+    own = svc.create_user(f"env{tag}", "line_admin", line="environment")
+    other = svc.create_user(f"saf{tag}", "line_admin", line="safety")
+    try:
+        with connect(_ws_url(svc)) as mine, connect(_ws_url(svc)) as theirs:
+            for ws, token in ((mine, own), (theirs, other)):
+                ws.send(json.dumps({"type": "auth", "token": token}))
+                ws.send(json.dumps({"type": "subscribe", "topics": ["alerts", "health"]}))
+                _next(ws, "ready")
+            _drain_until(
+                mine,
+                lambda m: m["type"] == "health" and m["camera"] == camera_id and m["new"] == "online",
+                30,
+            )
+            camsim.stop_mount(mount)
+            _drain_until(
+                mine,
+                lambda m: m["type"] == "health" and m["camera"] == camera_id and m["new"] == "offline",
+                30,
+            )
+            alert = _drain_until(
+                mine, lambda m: m["type"] == "alert" and m["alert"]["camera"] == camera_id, 30
+            )
+            assert alert["alert"]["line"] == "environment" and alert["event"] == "opened"
+            # The other line's admin heard nothing about this camera.
+            with pytest.raises(TimeoutError):
+                _drain_until(theirs, lambda m: camera_id in json.dumps(m), 1.0)
+    finally:
+        svc.request("DELETE", f"/api/cameras/{camera_id}")
+
+
+def test_logout_closes_the_socket(videohub_service: VideohubService) -> None:
+    svc = videohub_service
+    token = svc.create_user(f"op{uuid.uuid4().hex[:6]}", "operator")
+    with connect(_ws_url(svc)) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        _next(ws, "ready")
+        svc.call("POST", "/api/auth/logout", token=token, expect=204)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
