@@ -120,3 +120,69 @@ def test_stopped_camera_goes_offline_alerts_live_and_recovers(
     expect(page.locator("#cameras-title")).to_have_text("Cameras")
     screenshot(page, "health_online_en")
     assert errors == []
+
+
+def test_degraded_camera_filters_detail_checks_and_manual_resolve(
+    videohub_service: VideohubService,
+    camsim_factory: Callable[..., CameraSimulator],
+    browser_page: Page,
+) -> None:
+    service = videohub_service
+    sim = camsim_factory(preset="none")
+    good, black = (
+        sim.fresh_mount("width=640,height=360"),
+        sim.fresh_mount("width=640,height=360,pattern=black"),
+    )
+    suffix = uuid.uuid4().hex[:6]
+    fine, dark = f"ok-{suffix}", f"bk-{suffix}"
+    service.create_camera(fine, sim.rtsp_url(good), name=f"派出所门口{suffix}", mode="always_on")
+    service.create_camera(
+        dark, sim.rtsp_url(black), name=f"化工园区东门{suffix}", line="safety", mode="always_on"
+    )
+    maintainer = f"maint{suffix}"
+    service.create_user(maintainer, "maintenance")
+
+    page = browser_page
+    login(page, service.base_url, maintainer, USER_PASSWORD, next_path="/health")
+    page.fill("#filter-search", suffix)
+    rows = page.locator("#cameras tbody tr")
+    expect(rows).to_have_count(2, timeout=STATE_TIMEOUT_MS)
+    # A black picture is diagnosed on a keyframe, then held: the camera turns degraded, reason 黑屏.
+    dark_row = page.locator(f"#cameras tr[data-camera='{dark}']")
+    expect(dark_row).to_have_attribute("data-state", "degraded", timeout=60_000)
+    expect(dark_row.locator(".c-state .reasons")).to_have_text("黑屏")
+    expect(page.locator(f"#cameras tr[data-camera='{fine}']")).to_have_attribute("data-state", "online")
+
+    # Filters: by state, then by line.
+    page.select_option("#filter-state", "degraded")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-camera", dark)
+    page.select_option("#filter-state", "")
+    page.select_option("#filter-line", "public_security")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-camera", fine)
+    page.select_option("#filter-line", "")
+    expect(rows).to_have_count(2)
+
+    # The detail view names the failed check with its measured value.
+    dark_row.locator("button.open").click()
+    failed = page.locator("#detail table.checks tr.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator("td").first).to_have_text("黑屏")
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+
+    # Resolve the degraded alert by hand, with a note; it leaves the active list.
+    alert = page.locator(f"#alert-list li.alert[data-camera='{dark}']")
+    expect(alert).to_have_attribute("data-kind", "degraded", timeout=STATE_TIMEOUT_MS)
+    alert.locator("input.note").fill("镜头已清洁")
+    alert.locator("button.resolve").click()
+    expect(alert).to_have_count(0)
+    page.reload()
+    expect(page.locator(f"#cameras tr[data-camera='{dark}']")).to_have_attribute("data-state", "degraded")
+    expect(page.locator(f"#alert-list li.alert[data-camera='{dark}']")).to_have_count(0)
+    resolved: dict[str, Any] = service.call("GET", f"/api/alerts?camera={dark}&state=resolved")
+    (record,) = resolved["items"]
+    assert record["resolved_by"] == maintainer
+    assert record["resolve_note"] == "镜头已清洁"
+    screenshot(page, "health_degraded_resolved")
