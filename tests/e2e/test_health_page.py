@@ -7,8 +7,9 @@ camera returns online (and its alert resolves itself). An operator sees the aler
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +25,49 @@ pytestmark = pytest.mark.e2e
 STATE_TIMEOUT_MS = 45_000
 
 
+class Registered:
+    """Cameras and users a test adds to the shared service, removed at its end (before the simulator
+    stops, so no leftover camera goes offline and raises alerts in later tests)."""
+
+    def __init__(self, service: VideohubService) -> None:
+        self.service = service
+        self.cameras: list[str] = []
+        self.users: list[str] = []
+
+    def camera(self, camera_id: str, url: str, **extra: Any) -> str:
+        self.service.create_camera(camera_id, url, mode="always_on", **extra)
+        self.cameras.append(camera_id)
+        return camera_id
+
+    def user(self, username: str, role: str) -> str:
+        self.service.create_user(username, role)
+        self.users.append(username)
+        return username
+
+    def remove(self) -> None:
+        for camera in self.cameras:
+            with contextlib.suppress(Exception):
+                self.service.request("DELETE", f"/api/cameras/{camera}")
+        for user in self.users:
+            with contextlib.suppress(Exception):
+                self.service.request("DELETE", f"/api/users/{user}")
+
+
+@pytest.fixture
+def sim(camsim_factory: Callable[..., CameraSimulator]) -> CameraSimulator:
+    """A private simulator with no preset mounts (tests add fresh ones); closed after the test."""
+    return camsim_factory(preset="none")
+
+
+@pytest.fixture
+def registered(videohub_service: VideohubService, sim: CameraSimulator) -> Iterator[Registered]:
+    added = Registered(videohub_service)
+    try:
+        yield added
+    finally:
+        added.remove()
+
+
 def active_alerts(service: VideohubService, camera: str) -> list[dict[str, Any]]:
     page: dict[str, Any] = service.call("GET", f"/api/alerts?camera={camera}&state=active")
     items: list[dict[str, Any]] = page["items"]
@@ -32,19 +76,16 @@ def active_alerts(service: VideohubService, camera: str) -> list[dict[str, Any]]
 
 def test_stopped_camera_goes_offline_alerts_live_and_recovers(
     videohub_service: VideohubService,
-    camsim_factory: Callable[..., CameraSimulator],
+    sim: CameraSimulator,
+    registered: Registered,
     new_page: Callable[[], Page],
 ) -> None:
     service = videohub_service
-    sim = camsim_factory(preset="none")
     mount = sim.fresh_mount("width=640,height=360")
     suffix = uuid.uuid4().hex[:6]
-    camera = f"hp-{suffix}"
-    service.create_camera(camera, sim.rtsp_url(mount), name=f"梅里镇路口{suffix}", mode="always_on")
-    maintainer = f"maint{suffix}"
-    service.create_user(maintainer, "maintenance")
-    operator = f"oper{suffix}"
-    service.create_user(operator, "operator")
+    camera = registered.camera(f"hp-{suffix}", sim.rtsp_url(mount), name=f"梅里镇路口{suffix}")
+    maintainer = registered.user(f"maint{suffix}", "maintenance")
+    operator = registered.user(f"oper{suffix}", "operator")
 
     page = new_page()
     errors: list[str] = []
@@ -124,23 +165,17 @@ def test_stopped_camera_goes_offline_alerts_live_and_recovers(
 
 def test_degraded_camera_filters_detail_checks_and_manual_resolve(
     videohub_service: VideohubService,
-    camsim_factory: Callable[..., CameraSimulator],
+    sim: CameraSimulator,
+    registered: Registered,
     browser_page: Page,
 ) -> None:
     service = videohub_service
-    sim = camsim_factory(preset="none")
-    good, black = (
-        sim.fresh_mount("width=640,height=360"),
-        sim.fresh_mount("width=640,height=360,pattern=black"),
-    )
+    good = sim.fresh_mount("width=640,height=360")
+    black = sim.fresh_mount("width=640,height=360,pattern=black")
     suffix = uuid.uuid4().hex[:6]
-    fine, dark = f"ok-{suffix}", f"bk-{suffix}"
-    service.create_camera(fine, sim.rtsp_url(good), name=f"派出所门口{suffix}", mode="always_on")
-    service.create_camera(
-        dark, sim.rtsp_url(black), name=f"化工园区东门{suffix}", line="safety", mode="always_on"
-    )
-    maintainer = f"maint{suffix}"
-    service.create_user(maintainer, "maintenance")
+    fine = registered.camera(f"ok-{suffix}", sim.rtsp_url(good), name=f"派出所门口{suffix}")
+    dark = registered.camera(f"bk-{suffix}", sim.rtsp_url(black), name=f"化工园区东门{suffix}", line="safety")
+    maintainer = registered.user(f"maint{suffix}", "maintenance")
 
     page = browser_page
     login(page, service.base_url, maintainer, USER_PASSWORD, next_path="/health")
