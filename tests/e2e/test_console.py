@@ -176,3 +176,35 @@ def test_tile_shows_interrupted_and_recovers(
         wait_playing(page, 0, camera_id, timeout=60)
     finally:
         setup.service.request("DELETE", f"/api/cameras/{camera_id}")
+
+
+def test_wall_tour_pages_cameras_and_english_labels(setup: Setup, browser_page: Page) -> None:
+    page = browser_page
+    open_console(page, setup.service, setup.operator, setup.wall)
+    page.click("[data-testid=lang-switch]")
+    expect(page.locator("#tour-start")).to_have_text("Start tour")
+    page.click("#layout-buttons button[data-layout='4']")
+    expect(page.locator("#wall .tile")).to_have_count(4)
+    for camera_id in setup.cameras[:5]:
+        page.click(_camera_item(page, camera_id))
+        page.click("#tour-add")
+    expect(page.locator("#tour-cameras li")).to_have_count(5)
+    page.select_option("#tour-target", "wall")
+    page.fill("#tour-dwell", "3")
+    page.click("#tour-start")
+    expect(page.locator("#tour-list li .name")).to_have_text("Whole wall: 5 cameras, 3 s")
+    # Five cameras over four tiles: tile 0 shows camera 0 on one page and camera 4 on the next.
+    seen: set[str] = set()
+    for _ in range(2):
+        stats = wait_tile(
+            page,
+            0,
+            lambda s: s["camera"] in (setup.cameras[0], setup.cameras[4]) and s["camera"] not in seen,
+            "the next page of the tour",
+        )
+        seen.add(stats["camera"])
+    wait_playing(page, 0)
+    expect(tile(page, 0).locator(".tile-state")).to_have_text("Live")
+    expect(tile(page, 0).locator(".tile-tour")).to_have_text("Tour 3s")
+    page.locator("#tour-list li button").click()
+    expect(page.locator("#tour-list li")).to_have_count(0)

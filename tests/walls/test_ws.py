@@ -122,3 +122,20 @@ def test_logout_closes_the_socket(videohub_service: VideohubService) -> None:
             while True:
                 ws.recv(timeout=30)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def test_a_slow_socket_loses_its_oldest_events_only() -> None:
+    # The outbox alone (no socket needed): a display that cannot keep up keeps the newest events.
+    from typing import cast
+
+    from fastapi import WebSocket
+
+    from videohub.api.ws import OUTBOX, LiveConnection
+    from videohub.models import User
+
+    conn = LiveConnection(cast(WebSocket, None), cast(Any, None), User(username="d", role="operator"), "t")
+    for n in range(OUTBOX + 44):
+        conn.push({"type": "wall", "n": n})
+    assert len(conn.outbox) == OUTBOX and conn.dropped == 44
+    assert json.loads(conn.outbox[0])["n"] == 44
+    assert json.loads(conn.outbox[-1])["n"] == OUTBOX + 43
