@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -105,3 +106,18 @@ async def test_reconcile_opens_updates_and_auto_resolves(redis: aioredis.Redis) 
         assert await service.store.active() == []
     finally:
         await service.close()
+
+
+async def test_acknowledgement_survives_concurrent_reason_updates(redis: aioredis.Redis) -> None:
+    # An offline camera's reasons keep changing (eof, not_found, refused) while staff acknowledge:
+    # the reasons update must never write the alert back to "open".
+    store = AlertStore(redis)
+    reasons = ["eof", "not_found", "refused"]
+    for i in range(60):
+        alert = await store.open(f"cam{i}", "safety", "offline", ["eof"])
+        await asyncio.gather(
+            *(store.open(f"cam{i}", "safety", "offline", [reasons[j % 3]]) for j in range(1, 4)),
+            store.acknowledge(alert.id, "wang", "seen"),
+        )
+        final = await store.get(alert.id)
+        assert final is not None and final.state == "acknowledged" and final.acked_by == "wang", i

@@ -76,6 +76,9 @@ class AlertStore:
                     await pipe.watch(self.open_key)
                     existing_id = await pipe.hget(self.open_key, key)
                     if existing_id is not None:
+                        # Watch the alert itself too: an acknowledge landing between this read and the
+                        # rewrite below would otherwise be overwritten and lost.
+                        await pipe.watch(self.open_key, self._key(text(existing_id)))
                         existing = await self.get(text(existing_id))
                         if existing is not None and existing.active:
                             if existing.reasons == list(reasons) and existing.line == line:
