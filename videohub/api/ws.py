@@ -20,6 +20,7 @@ from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from videohub.models import User
@@ -71,16 +72,22 @@ class LiveConnection:
         self.wakeup.set()
 
     async def run(self) -> None:
+        # Listen on the wall channel before any subscribe is read, so no change falls between
+        # sending a wall's current state and hearing its next change.
+        pubsub = self.svc.store.redis.pubsub(ignore_subscribe_messages=True)
         try:
+            await pubsub.subscribe(CHANNEL)
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 tg.create_task(self._send_loop())
                 tg.create_task(self._read_loop())
-                tg.create_task(self._wall_loop())
+                tg.create_task(self._wall_loop(pubsub))
                 tg.create_task(self._token_loop())
         except* _Disconnected:
             pass
         finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
             if self.dropped:
                 log.info("ws %s: %d events dropped (slow socket)", self.user.username, self.dropped)
 
@@ -145,28 +152,22 @@ class LiveConnection:
         loop = self._alert_loop(source.live) if topic == "alerts" else self._health_loop(source.live)
         self._tg.create_task(loop)
 
-    async def _wall_loop(self) -> None:
-        pubsub = self.svc.store.redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(CHANNEL)
-            while True:
-                try:
-                    message = await pubsub.get_message(timeout=5.0)
-                except (RedisError, OSError) as exc:
-                    log.warning("ws: wall channel unavailable: %s", exc)
-                    await asyncio.sleep(1.0)
-                    continue
-                if message is None or message.get("type") != "message":
-                    continue
-                try:
-                    wall = json.loads(message["data"])
-                except ValueError:
-                    continue
-                if wall.get("id") in self.walls:
-                    self.push({"type": "wall", "wall": wall})
-        finally:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+    async def _wall_loop(self, pubsub: PubSub) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=5.0)
+            except (RedisError, OSError) as exc:
+                log.warning("ws: wall channel unavailable: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                wall = json.loads(message["data"])
+            except ValueError:
+                continue
+            if wall.get("id") in self.walls:
+                self.push({"type": "wall", "wall": wall})
 
     async def _alert_loop(self, live: Any) -> None:
         async with live.subscribe() as sub:
