@@ -5,6 +5,7 @@ Keys:
     vh:cred:<id>       hash {username, password}: credentials stored apart, never returned
     vh:cams:index      hash id -> compact JSON [line, area, enabled, name, mode] used to filter and
                        page 10,000 cameras without reading every record
+    vh:cams:version    counter bumped by every write; each process keeps the parsed index until it moves
     vh:registry        pub/sub channel of {"op": "put"|"delete", "id": ...}
 
 Who may do what is decided by ``videohub.policy`` in the API layer; this module checks data only.
@@ -37,6 +38,7 @@ from videohub.models import (
 from videohub.store import key
 
 INDEX = key("cams", "index")
+VERSION = key("cams", "version")
 CHANNEL = key("registry")
 
 
@@ -89,6 +91,7 @@ class CameraRegistry:
         self._redis = redis
         self._line_ids = line_ids
         self._allow_test_sources = allow_test_sources
+        self._index_cache: tuple[str | None, list[tuple[str, str, str, bool, str, str]]] | None = None
 
     # -- validation ------------------------------------------------------------------------------
     def _check_line(self, line: str) -> None:
@@ -136,32 +139,47 @@ class CameraRegistry:
         return Credentials(username=data["username"], password=SecretStr(data.get("password", "")))
 
     async def search(self, flt: CameraFilter, limit: int = 50, offset: int = 0) -> CameraPage:
-        index: dict[str, str] = await self._redis.hgetall(INDEX)
         q = flt.q.casefold() if flt.q else None
         matched: list[tuple[str, str]] = []
-        for camera_id, raw in index.items():
-            line, area, enabled, name, mode = json.loads(raw)
+        for camera_id, line, area, enabled, name, mode in await self._index():
             if flt.lines is not None and line not in flt.lines:
                 continue
             if flt.line is not None and line != flt.line:
                 continue
             if flt.area is not None and area != flt.area:
                 continue
-            if flt.enabled is not None and bool(enabled) != flt.enabled:
+            if flt.enabled is not None and enabled != flt.enabled:
                 continue
             if flt.mode is not None and mode != flt.mode:
                 continue
-            if q is not None and q not in name.casefold() and q not in camera_id:
+            if q is not None and q not in name and q not in camera_id:
                 continue
             matched.append((line, camera_id))
         matched.sort()
         page_ids = [camera_id for _, camera_id in matched[offset : offset + limit]]
         return CameraPage(items=await self._load(page_ids), total=len(matched), limit=limit, offset=offset)
 
+    async def _index(self) -> list[tuple[str, str, str, bool, str, str]]:
+        """The parsed index (id, line, area, enabled, name, folded name), re-read only after a write."""
+        version = await self._redis.get(VERSION)
+        if self._index_cache is not None and self._index_cache[0] == version:
+            return self._index_cache[1]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(VERSION)
+            pipe.hgetall(INDEX)
+            version, raw_index = await pipe.execute()
+        rows = []
+        for camera_id, raw in raw_index.items():
+            if raw == "[]":  # an id reserved by a create in progress
+                continue
+            line, area, enabled, name, mode = json.loads(raw)
+            rows.append((camera_id, line, area, bool(enabled), name.casefold(), mode))
+        self._index_cache = (version, rows)
+        return rows
+
     async def count_by_line(self) -> dict[str, int]:
         counts = dict.fromkeys(self._line_ids, 0)
-        for raw in await self._redis.hvals(INDEX):
-            line = json.loads(raw)[0]
+        for _, line, *_ in await self._index():
             counts[line] = counts.get(line, 0) + 1
         return counts
 
@@ -173,6 +191,7 @@ class CameraRegistry:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(key("cam", camera.id), camera.model_dump_json())
             pipe.hset(INDEX, camera.id, entry)
+            pipe.incr(VERSION)
             if creds is None:
                 pipe.delete(key("cred", camera.id))
             elif creds != "keep":
@@ -248,6 +267,7 @@ class CameraRegistry:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(key("cam", camera_id), key("cred", camera_id))
             pipe.hdel(INDEX, camera_id)
+            pipe.incr(VERSION)
             pipe.publish(CHANNEL, json.dumps({"op": "delete", "id": camera_id}))
             await pipe.execute()
         return camera
