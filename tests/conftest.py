@@ -14,10 +14,8 @@ from videohub.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Fixture modules of the media helpers, loaded when present (the camera simulator and friends).
-pytest_plugins = [
-    name for name in ("tests.fixtures.camsim",) if (REPO / (name.replace(".", "/") + ".py")).exists()
-]
+# Fixture modules: the camera simulator, the real service process, and Chromium via Playwright.
+pytest_plugins = ["tests.fixtures.camsim", "tests.fixtures.service", "tests.fixtures.browser"]
 
 
 @pytest.fixture(scope="session")
