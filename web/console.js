@@ -82,6 +82,7 @@ const view = new WallView(document.getElementById("wall"), {
     onClick: (index) => selected && placeCamera(index, selected),
     onClose: (index) => placeCamera(index, null),
     onDblClick: (index) => toggleMaximize(index),
+    onMove: (from, to) => swapTiles(from, to),
   },
 });
 
@@ -129,6 +130,18 @@ function placeCamera(index, cameraId) {
   // A camera placed by hand replaces a tour running in that tile (a wall tour covers every tile).
   next.tours = next.tours.filter((tour) => tour.tile !== index && tour.tile !== "wall");
   selectCamera(null);
+  save(next);
+}
+
+function swapTiles(from, to) {
+  if (!canWrite || !wall) return;
+  const next = spec(wall);
+  [next.tiles[from], next.tiles[to]] = [next.tiles[to], next.tiles[from]];
+  // Tile tours move with their tile.
+  for (const tour of next.tours) {
+    if (tour.tile === from) tour.tile = to;
+    else if (tour.tile === to) tour.tile = from;
+  }
   save(next);
 }
 

@@ -98,8 +98,20 @@ export class WallView {
       el.addEventListener("drop", (e) => {
         e.preventDefault();
         el.classList.remove("drop-target");
+        const from = e.dataTransfer.getData("text/x-tile-index");
+        if (from !== "" && this.handlers.onMove) {
+          if (Number(from) !== index) this.handlers.onMove(Number(from), index);
+          return;
+        }
         const id = e.dataTransfer.getData("text/x-camera-id") || e.dataTransfer.getData("text/plain");
         if (id && this.handlers.onDrop) this.handlers.onDrop(index, id);
+      });
+      // A tile with a camera can be dragged onto another tile: the two swap places.
+      el.draggable = true;
+      el.addEventListener("dragstart", (e) => {
+        if (!tile.key) return e.preventDefault();
+        e.dataTransfer.setData("text/x-tile-index", String(index));
+        e.dataTransfer.effectAllowed = "move";
       });
       el.addEventListener("dblclick", () => this.handlers.onDblClick && this.handlers.onDblClick(index));
       el.addEventListener("click", (e) => {

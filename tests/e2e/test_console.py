@@ -69,10 +69,14 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     # The choice is the wall's: a reload shows the same camera in the same tile.
     page.reload()
     wait_playing(page, 1, setup.cameras[0])
+    # Drag the tile onto another: the camera moves there.
+    page.drag_and_drop("#wall .tile[data-index='1']", "#wall .tile[data-index='3']")
+    wait_playing(page, 3, setup.cameras[0])
+    wait_tile(page, 1, lambda s: s["camera"] == "", "the old tile emptied")
     # Close the tile: it is empty and stops playing.
-    tile(page, 1).hover()
-    tile(page, 1).locator(".tile-close").click()
-    wait_tile(page, 1, lambda s: s["camera"] == "" and s["state"] == "empty", "an empty tile")
+    tile(page, 3).hover()
+    tile(page, 3).locator(".tile-close").click()
+    wait_tile(page, 3, lambda s: s["camera"] == "" and s["state"] == "empty", "an empty tile")
 
 
 def test_nine_tiles_maximise_and_a_preset(setup: Setup, browser_page: Page) -> None:
