@@ -7,6 +7,7 @@ a tile watches them.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,18 @@ def setup(videohub_service: VideohubService, camsim: CameraSimulator) -> Iterato
         videohub_service.request("DELETE", f"/api/cameras/{camera_id}")
 
 
+def _sessions(setup: Setup, camera_id: str) -> int:
+    sessions = setup.service.call("GET", "/api/sessions")
+    return sum(1 for s in sessions if s["camera_id"] == camera_id)
+
+
+def _wait_sessions(setup: Setup, camera_id: str, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _sessions(setup, camera_id) != count:
+        assert time.monotonic() < deadline, f"{camera_id}: not {count} WHEP sessions within {timeout} s"
+        time.sleep(0.2)
+
+
 def _camera_item(page: Page, camera_id: str) -> str:
     return f".tree-camera[data-camera='{camera_id}']"
 
@@ -66,9 +79,11 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     assert stats["width"] == 640 and stats["stream"] == "sub"
     expect(tile(page, 1).locator(".tile-name")).to_have_text("梅里镇1号")
     expect(tile(page, 1).locator(".tile-state")).to_have_text("直播")
-    # The choice is the wall's: a reload shows the same camera in the same tile.
+    # The choice is the wall's: a reload shows the same camera in the same tile, and the page that
+    # went away ended its WHEP session (one session left, not two).
     page.reload()
     wait_playing(page, 1, setup.cameras[0])
+    _wait_sessions(setup, setup.cameras[0], 1)
     # Drag the tile onto another: the camera moves there.
     page.drag_and_drop("#wall .tile[data-index='1']", "#wall .tile[data-index='3']")
     wait_playing(page, 3, setup.cameras[0])
@@ -77,6 +92,7 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     tile(page, 3).hover()
     tile(page, 3).locator(".tile-close").click()
     wait_tile(page, 3, lambda s: s["camera"] == "" and s["state"] == "empty", "an empty tile")
+    _wait_sessions(setup, setup.cameras[0], 0)
 
 
 def test_nine_tiles_maximise_and_a_preset(setup: Setup, browser_page: Page) -> None:

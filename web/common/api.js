@@ -132,6 +132,13 @@ export const PlayerState = Object.freeze({
   CLOSED: "closed",
 });
 
+// Players of this page: ended (WHEP DELETE, keepalive) when the page goes away, so the server frees
+// their sessions at once instead of waiting for the ICE timeout.
+const activePlayers = new Set();
+addEventListener("pagehide", () => {
+  for (const handle of [...activePlayers]) handle.close();
+});
+
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 8000;
 // A picture that stops moving for this long counts as interrupted: a stopped camera can leave the
@@ -180,6 +187,7 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
   let retryTimer = null;
   let watchTimer = null;
 
+  activePlayers.add(handle);
   videoEl.muted = true;
   videoEl.autoplay = true;
   videoEl.playsInline = true;
@@ -296,6 +304,7 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
   function close() {
     if (handle.closed) return;
     handle.closed = true;
+    activePlayers.delete(handle);
     generation += 1;
     clearTimeout(retryTimer);
     teardown();
