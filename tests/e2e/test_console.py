@@ -173,6 +173,13 @@ def test_display_follows_the_console(setup: Setup, browser_page: Page, new_page:
     assert seen == set(setup.cameras[3:5])
     wait_playing(displays[0], 0, setup.cameras[2])
     screenshot(displays[0], "display_follows_console")
+    # Maximising on the console maximises on the displays (main stream), and restoring restores.
+    tile(console, 0).dblclick()
+    assert wait_playing(displays[1], 0, setup.cameras[2])["stream"] == "main"
+    assert tile_stats(displays[1], 1)["hidden"]
+    tile(console, 0).dblclick()
+    assert wait_playing(displays[1], 0, setup.cameras[2])["stream"] == "sub"
+    assert not tile_stats(displays[1], 1)["hidden"]
     screenshot(console, "console_with_tour")
 
 
