@@ -1,0 +1,276 @@
+"""``docs/performance.md`` from the latest result lines: one table per benchmark, goals beside values.
+
+Every number on the page is read from a line of ``bench/results/<name>.jsonl`` (the lines of the most
+recent harness run of that benchmark); goals are the issues' targets, quoted beside the measurement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import plots
+from .specs import SPECS
+
+Line = dict[str, Any]
+Row = tuple[str, str, str, str]  # measurement, value, goal, met
+
+
+def load_latest(results_dir: Path, name: str) -> list[Line]:
+    """The lines of the newest harness run in ``<name>.jsonl`` (older, unenriched lines are skipped)."""
+    path = results_dir / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    lines = [x for x in lines if "run_id" in x]
+    if not lines:
+        return []
+    latest = max(x["run_id"] for x in lines)
+    return [x for x in lines if x["run_id"] == latest]
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:,.{3 if abs(value) < 10 else 2}f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{text} {unit}".strip()
+
+
+def met(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def _registry(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        yield (
+            f"{x['op']} at {x['cameras']:,} cameras ({x['requests']} requests)",
+            f"p50 {fmt(x['p50_ms'])} / p95 {fmt(x['p95_ms'])} ms",
+            f"p95 ≤ {x['goal_p95_ms']} ms",
+            met(x["p95_ms"] <= x["goal_p95_ms"]),
+        )
+
+
+def _ingest(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        if x.get("mode") == "ratio":
+            yield (
+                "passthrough CPU per camera (median of rounds)",
+                fmt(x["passthrough_percent_per_camera"], "% of a core"),
+                "",
+                "",
+            )
+            yield (
+                "`ffmpeg -c copy -f null` CPU per camera",
+                fmt(x["ffmpeg_percent_per_camera"], "% of a core"),
+                "",
+                "",
+            )
+            yield ("ratio passthrough / ffmpeg", fmt(x["value"]), f"≤ {x['goal']}", met(x["met"]))
+        elif x.get("mode") == "transcode":
+            yield (
+                f"transcode CPU per feed ({x['stream']})",
+                fmt(x["cpu_percent_per_feed"], "% of a core"),
+                "",
+                "",
+            )
+
+
+def _fanout(lines: list[Line]) -> Iterator[Row]:
+    for x in sorted(lines, key=lambda x: int(x["viewers"])):
+        if x["viewers"] == 0:
+            yield ("server CPU, feed running, no viewer", fmt(x["server_cpu_pct"], "% of a core"), "", "")
+            continue
+        rate = x["frames_received_per_viewer_per_s"]
+        note = "" if x.get("valid") else " (saturated: viewers got fewer frames than sent)"
+        yield (
+            f"{x['viewers']} viewers: server CPU {fmt(x['server_cpu_pct'])} %,"
+            f" {fmt(rate)} frames/s each{note}",
+            fmt(x["per_viewer_cpu_pct"], "% of a core per viewer"),
+            f"≤ {x['goal_per_viewer_pct']} %",
+            met(x["per_viewer_cpu_pct"] <= x["goal_per_viewer_pct"] and bool(x.get("valid"))),
+        )
+
+
+def _ttff(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        if "p50_ms" not in x:
+            continue
+        gop = x.get("camera", {}).get("gop_s", x.get("gop_s"))
+        goal = x.get("goal_p95_ms")
+        yield (
+            f"{x.get('viewer', 'aiortc')} {x['mode']}, GOP {fmt(gop)} s ({x['runs']} runs)",
+            f"p50 {fmt(x['p50_ms'])} / p95 {fmt(x['p95_ms'])} / max {fmt(x['max_ms'])} ms",
+            f"p95 ≤ {goal} ms" if goal else "",
+            met(x["p95_ms"] <= goal) if goal else "",
+        )
+
+
+def _alert(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        for key, label in (
+            ("alert_latency_s", "alert after the camera stops"),
+            ("picture_back_latency_s", "picture back after it returns"),
+        ):
+            s = x[key]
+            ok = None if s["p95"] is None else s["p95"] <= 3.0
+            yield (
+                f"{label} ({s['n']} events, fault `{x['fault']}`)",
+                f"p50 {fmt(s['p50'])} / p95 {fmt(s['p95'])} s",
+                "p95 ≤ 3 s",
+                met(ok),
+            )
+        yield ("alerts missed", fmt(x["alerts_missed"]), "0", met(x["alerts_missed"] == 0))
+
+
+def _diagnosis(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        yield (
+            f"keyframe diagnosis / full decode CPU ({x['stream']},"
+            f" one check per {fmt(x['diagnosis_interval_s'])} s)",
+            fmt(x["fraction"]),
+            "≤ 0.05",
+            met(x["goal_met"]),
+        )
+
+
+def _probe(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        n = x["cameras"]
+        yield (
+            f"probe cycle, {n:,} cameras ({x['mix']})",
+            fmt(x["cycle_s"], "s"),
+            "≤ 300 s at 10,000",
+            met(x["cycle_s"] <= 300 if n >= 10_000 else None),
+        )
+        if n < 10_000:
+            yield (
+                "linear projection to 10,000 cameras",
+                fmt(x["linear_projection_10000_s"], "s"),
+                "≤ 300 s",
+                "",
+            )
+        yield (
+            "cameras in the wrong state after the cycle",
+            fmt(x["cameras_in_wrong_state"]),
+            "0",
+            met(x["cameras_in_wrong_state"] == 0),
+        )
+
+
+def _latency(lines: list[Line]) -> Iterator[Row]:
+    for x in sorted(lines, key=lambda x: int(x.get("viewers", 0))):
+        if "p50_ms" not in x:
+            continue
+        flag = " **saturated**" if x.get("saturated") else ""
+        yield (
+            f"{x['viewers']} viewers ({x['decoding_viewers']} decoding,"
+            f" {x['matched']:,} frames matched){flag}",
+            f"p50 {fmt(x['p50_ms'])} / p95 {fmt(x['p95_ms'])} / p99 {fmt(x['p99_ms'])} ms",
+            "none set (issue 6)",
+            "",
+        )
+
+
+def _steady(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        if "rss_mb" not in x:
+            continue
+        yield (
+            f"service RSS over {fmt(x['minutes'])} min ({x['cameras']} cameras, {x['viewers']} viewers)",
+            f"{fmt(x['rss_mb']['first'])} → {fmt(x['rss_mb']['last'])} MB (max {fmt(x['rss_mb']['max'])})",
+            "no growth",
+            "",
+        )
+        yield ("RSS growth, second half of the run", fmt(x["rss_growth_mb_second_half"], "MB"), "≈ 0", "")
+        yield (
+            "open file descriptors",
+            f"{x['fds']['first']} → {x['fds']['last']} (max {x['fds']['max']})",
+            "no growth",
+            met(x["fds"]["last"] <= x["fds"]["first"] + 4),
+        )
+        yield (
+            "frames received per viewer per s (last sample)",
+            fmt(x.get("frames_per_viewer_per_s")),
+            "",
+            "",
+        )
+
+
+TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
+    "registry": ("Camera registry over HTTP (issue 2)", _registry),
+    "ingest_cpu": ("Ingest CPU: passthrough vs ffmpeg, transcode (issue 3)", _ingest),
+    "fanout_cpu": ("WHEP fan-out: server CPU per viewer track, 720p ~2 Mbit/s (issue 4)", _fanout),
+    "ttff": ("Time to first frame, aiortc viewer (issue 4)", _ttff),
+    "ttff_chromium": ("Time to first frame, Chromium (issue 4)", _ttff),
+    "latency": ("Added latency: camera packet read → frame decoded at a viewer (issue 6)", _latency),
+    "alert_latency": ("Alert and picture-back latency (issue 5)", _alert),
+    "diagnosis_cpu": ("Keyframe diagnosis cost (issue 5)", _diagnosis),
+    "probe_cycle": ("Probe cycle over on-demand cameras (issue 5)", _probe),
+    "steady": ("Steady state: memory and file descriptors (issue 6)", _steady),
+}
+
+
+def context_line(lines: list[Line]) -> str:
+    first = lines[0]
+    procs = {json.dumps(x["process"], sort_keys=True): x["process"] for x in lines}.values()
+    runs = "; ".join(
+        f"`{p['script']} {' '.join(p['args'])}`: {fmt(p['wall_s'])} s wall, {fmt(p['cpu_s'])} CPU s"
+        f" ({fmt(p['avg_cores'])} cores), peak RSS {fmt(p['peak_rss_mb'])} MB"
+        for p in procs
+    )
+    load = first["loadavg"]["before"][0]
+    quick = " — **quick run** (reduced sizes)" if first["process"]["quick"] else ""
+    when = f"{first['date']}, commit `{first['commit']['sha']}`"
+    return f"_{when}, load average before {load}{quick}._ Runs: {runs}."
+
+
+def render(results_dir: Path, page: Path) -> str:
+    sections: list[str] = []
+    latest: dict[str, list[Line]] = {}
+    for spec in SPECS:
+        lines = load_latest(results_dir, spec.name)
+        title, rows_of = TITLES[spec.name]
+        if not lines:
+            sections.append(f"### {title}\n\nNot run yet (`bench/run --only {spec.name}`).\n")
+            continue
+        latest[spec.name] = lines
+        errors = [x for x in lines if "error" in x]
+        if errors:
+            sections.append(f"### {title}\n\n{context_line(lines)}\n\n**Failed**: {errors[0]['error']}.\n")
+            continue
+        body = ["| measurement | value | goal | met |", "|---|---|---|---|"]
+        body += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows_of(lines)]
+        sections.append(f"### {title}\n\n{context_line(lines)}\n\n" + "\n".join(body) + "\n")
+    figures = plots.draw(latest, page.parent)
+    any_line = next((v[0] for v in latest.values()), None)
+    head = HEADER
+    if any_line is not None:
+        m, v = any_line["machine"], any_line["versions"]
+        head += (
+            f"**Machine**: {m['cores']} cores, {m['cpu']}, {m['mem_gb']} GB RAM, Linux {m['kernel']}. "
+            f"**Versions**: Python {v['python']}, videohub {v['videohub']}, aiortc {v['aiortc']},"
+            f" PyAV {v['av']}.\n\n"
+        )
+    figs = "".join(f"![{alt}]({name})\n\n" for name, alt in figures)
+    text = head + "## Results\n\n" + "\n".join(sections) + "\n## Figures\n\n" + figs + METHOD
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(text, encoding="utf-8")
+    return text
+
+
+HEADER = """# Performance
+
+Generated by `bench/run` from the latest lines of `bench/results/*.jsonl`; do not edit by hand.
+Every benchmark runs as its own process against the camera simulator (a real RTSP server) and the real
+service parts, measured from outside (CPU seconds and peak RSS of the benchmark's process tree from the
+OS). Each result line also carries the machine, versions, commit, date and the load average before and
+after, so a reader can judge the noise: the box is shared with other work.
+
+"""
+
+METHOD = (Path(__file__).with_name("method.md")).read_text(encoding="utf-8")

@@ -1,0 +1,131 @@
+"""PNG figures for the performance page, drawn with matplotlib from the latest result lines only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on the bench box
+import matplotlib.pyplot as plt
+
+Line = dict[str, Any]
+
+
+def _save(fig: Any, out_dir: Path, name: str) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
+def fanout(lines: list[Line], out_dir: Path) -> str | None:
+    points = sorted(
+        (x["viewers"], x["server_cpu_pct"], x.get("valid", True)) for x in lines if "server_cpu_pct" in x
+    )
+    if len(points) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label="server CPU (% of one core)")
+    bad = [p for p in points if not p[2]]
+    if bad:
+        ax.plot(
+            [p[0] for p in bad],
+            [p[1] for p in bad],
+            "rx",
+            markersize=10,
+            label="saturated (viewers short of frames)",
+        )
+    top = max(p[0] for p in points)
+    ax.plot(
+        [0, top],
+        [points[0][1], points[0][1] + top * 1.0],
+        "--",
+        color="grey",
+        label="goal: idle + 1 % per viewer",
+    )
+    ax.set_xlabel("viewers (WHEP tracks)")
+    ax.set_ylabel("% of one core")
+    ax.set_title("Fan-out: server CPU vs viewers")
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "perf_fanout_cpu.png")
+
+
+def latency(lines: list[Line], out_dir: Path) -> str | None:
+    curves = [x for x in lines if x.get("cdf_ms")]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for x in sorted(curves, key=lambda x: int(x["viewers"])):
+        cdf = x["cdf_ms"]  # value at each percentile 1..99
+        label = f"{x['viewers']} viewers" + (" (saturated)" if x.get("saturated") else "")
+        ax.plot(cdf, list(range(1, len(cdf) + 1)), label=label)
+    ax.set_xlabel("added latency, ms (packet read from camera → frame decoded)")
+    ax.set_ylabel("percentile")
+    ax.set_title("Added latency distribution")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "perf_latency.png")
+
+
+def ttff(groups: dict[str, list[Line]], out_dir: Path) -> str | None:
+    rows = [
+        (
+            f"{name.replace('ttff_', '').replace('ttff', 'aiortc')} {x['mode']}"
+            f"\nGOP {x.get('camera', {}).get('gop_s', '?')} s",
+            x,
+        )
+        for name, lines in groups.items()
+        for x in lines
+        if "p50_ms" in x
+    ]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    idx = range(len(rows))
+    ax.bar([i - 0.2 for i in idx], [r[1]["p50_ms"] for r in rows], 0.4, label="p50")
+    ax.bar([i + 0.2 for i in idx], [r[1]["p95_ms"] for r in rows], 0.4, label="p95")
+    ax.axhline(300, color="grey", linestyle="--", label="warm goal p95 300 ms")
+    ax.set_xticks(list(idx), [r[0] for r in rows], fontsize=7)
+    ax.set_ylabel("ms")
+    ax.set_title("Time to first frame")
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "perf_ttff.png")
+
+
+def steady(lines: list[Line], out_dir: Path) -> str | None:
+    runs = [x for x in lines if x.get("samples")]
+    if not runs:
+        return None
+    samples = runs[0]["samples"]
+    t = [s["t_s"] / 60 for s in samples]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(t, [s["rss_mb"] for s in samples], "b-", label="RSS (MB)")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("service RSS, MB")
+    ax2 = ax.twinx()
+    ax2.plot(t, [s["fds"] for s in samples], "g--", label="open fds")
+    ax2.set_ylabel("open file descriptors")
+    ax.set_title("Steady state: service RSS and fds")
+    fig.legend(fontsize=8, loc="lower right")
+    return _save(fig, out_dir, "perf_steady.png")
+
+
+def draw(latest: dict[str, list[Line]], out_dir: Path) -> list[tuple[str, str]]:
+    """Draw what the results allow; return (file name, alt text) pairs, file names relative to the page."""
+    out: list[tuple[str, str]] = []
+    made = [
+        (fanout(latest.get("fanout_cpu", []), out_dir), "server CPU vs viewers"),
+        (latency(latest.get("latency", []), out_dir), "added latency distributions"),
+        (
+            ttff({k: latest[k] for k in ("ttff", "ttff_chromium") if k in latest}, out_dir),
+            "time to first frame",
+        ),
+        (steady(latest.get("steady", []), out_dir), "steady-state RSS and fds"),
+    ]
+    for name, alt in made:
+        if name is not None:
+            out.append((name, alt))
+    return out

@@ -1,0 +1,88 @@
+"""What ``bench/run`` runs: one ``Spec`` per benchmark name, with full and ``--quick`` arguments.
+
+A spec may run its script several times (``ttff`` with a 2 s and a 4 s GOP); every invocation's
+results land in the same ``bench/results/<name>.jsonl``. ``--quick`` arguments are sized so the whole
+quick run stays under five minutes on the 2-core machine; full arguments are the issues' sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One benchmark: its script under bench/, the argument lists of its invocations, a timeout."""
+
+    name: str
+    script: str
+    full: list[list[str]]
+    quick: list[list[str]]
+    timeout_s: float = 900.0
+    quick_timeout_s: float = 120.0
+    heavy: bool = False  # starts Chromium or many viewers: skipped by --light
+    tags: list[str] = field(default_factory=list)
+
+
+SPECS: list[Spec] = [
+    Spec(
+        "registry",
+        "registry.py",
+        [[]],
+        [["--cameras", "500", "--requests", "50"]],
+        timeout_s=900,
+        quick_timeout_s=150,
+    ),
+    Spec(
+        "ingest_cpu",
+        "ingest_cpu.py",
+        [["--cameras", "8", "--seconds", "15", "--rounds", "3"]],
+        [["--cameras", "2", "--seconds", "4", "--rounds", "1", "--warmup", "2"]],
+    ),
+    Spec(
+        "fanout_cpu",
+        "fanout_cpu.py",
+        [["--levels", "1,10,50,100"]],
+        [["--levels", "1,10", "--window", "4", "--warmup", "2"]],
+        heavy=True,
+    ),
+    Spec(
+        "ttff",
+        "ttff.py",
+        [["--runs", "20", "--gop", "2"], ["--runs", "20", "--gop", "4"]],
+        [["--runs", "3", "--gop", "2"], ["--runs", "3", "--gop", "4"]],
+    ),
+    Spec(
+        "ttff_chromium",
+        "ttff_chromium.py",
+        [["--runs", "10", "--gop", "2"], ["--runs", "10", "--gop", "4"]],
+        [["--runs", "2", "--gop", "2"]],
+        heavy=True,
+    ),
+    Spec("alert_latency", "alert_latency.py", [[]], [["--cameras", "1", "--rounds", "2"]]),
+    Spec("diagnosis_cpu", "diagnosis_cpu.py", [[]], [["--seconds", "10"]]),
+    Spec(
+        "probe_cycle",
+        "probe_cycle.py",
+        [["--cameras", "10000"]],
+        [["--cameras", "300", "--timeout", "3"]],
+        timeout_s=1200,
+    ),
+    Spec(
+        "latency",
+        "latency.py",
+        [["--viewers", "1,16,64", "--seconds", "20"]],
+        [["--viewers", "1,16", "--seconds", "6"]],
+        heavy=True,
+    ),
+    Spec(
+        "steady",
+        "steady.py",
+        [["--cameras", "16", "--viewers", "32", "--minutes", "10"]],
+        [["--cameras", "2", "--viewers", "4", "--minutes", "0.5"]],
+        timeout_s=1200,
+        heavy=True,
+    ),
+]
+
+BY_NAME = {spec.name: spec for spec in SPECS}
