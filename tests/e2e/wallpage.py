@@ -68,4 +68,4 @@ def wait_tile(page: Page, index: int, predicate: Any, what: str, timeout: float 
 def open_console(page: Page, service: VideohubService, username: str, wall: str) -> None:
     login(page, service.base_url, username, USER_PASSWORD, next_path=f"/?wall={wall}")
     page.wait_for_selector("#wall .tile")
-    page.wait_for_selector(".tree-camera")
+    page.wait_for_function("document.querySelector('#tree-summary').textContent !== ''")  # tree loaded
