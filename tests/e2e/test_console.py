@@ -52,6 +52,7 @@ def setup(videohub_service: VideohubService, camsim: CameraSimulator) -> Iterato
     yield Setup(videohub_service, operator, cameras, f"wall-{tag}")
     for camera_id in cameras:
         videohub_service.request("DELETE", f"/api/cameras/{camera_id}")
+    videohub_service.request("DELETE", f"/api/users/{operator}")
 
 
 def _sessions(setup: Setup, camera_id: str) -> int:

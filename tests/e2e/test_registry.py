@@ -15,6 +15,14 @@ from tests.fixtures.service import USER_PASSWORD, VideohubService
 pytestmark = pytest.mark.e2e
 
 
+def _forget(svc: VideohubService, tag: str, users: list[str]) -> None:
+    """Leave the shared service as found: its health page counts every registered camera."""
+    for camera in svc.call("GET", "/api/cameras", params={"q": tag, "limit": 1000})["items"]:
+        svc.request("DELETE", f"/api/cameras/{camera['id']}")
+    for user in users:
+        svc.request("DELETE", f"/api/users/{user}")
+
+
 def test_line_admin_manages_own_line(
     videohub_service: VideohubService, camsim: CameraSimulator, browser_page: Page
 ) -> None:
@@ -28,66 +36,70 @@ def test_line_admin_manages_own_line(
     svc.create_camera(
         f"r{tag}-other", "rtsp://127.0.0.1:9/y", name="别的条线", line="safety", mode="on_demand"
     )
-    page = browser_page
-    page.on("dialog", lambda dialog: dialog.accept())
-    login(page, svc.base_url, admin, USER_PASSWORD, next_path="/registry")
-    rows = page.locator("#camera-rows tr")
-    expect(page.locator(f"tr[data-camera='r{tag}-own']")).to_have_count(1)
-    expect(page.locator(f"tr[data-camera='r{tag}-other']")).to_have_count(0)
-    assert all(text == "环保" for text in page.locator("#camera-rows .c-line").all_text_contents())
-    expect(page.locator("#line-filter")).to_be_hidden()  # one line: nothing to filter
+    try:
+        page = browser_page
+        page.on("dialog", lambda dialog: dialog.accept())
+        login(page, svc.base_url, admin, USER_PASSWORD, next_path="/registry")
+        rows = page.locator("#camera-rows tr")
+        expect(page.locator(f"tr[data-camera='r{tag}-own']")).to_have_count(1)
+        expect(page.locator(f"tr[data-camera='r{tag}-other']")).to_have_count(0)
+        assert all(text == "环保" for text in page.locator("#camera-rows .c-line").all_text_contents())
+        expect(page.locator("#line-filter")).to_be_hidden()  # one line: nothing to filter
 
-    # Add a camera on the simulator, then edit its name.
-    camera_id = f"r{tag}-new"
-    page.click("#add-camera")
-    expect(page.locator("#f-line")).to_be_disabled()
-    page.fill("#f-id", camera_id)
-    page.fill("#f-name", "梅里镇污水厂")
-    page.fill("#f-area", "梅里镇")
-    page.fill("#f-main", camsim.rtsp_url("cb", {"cam": f"reg{tag}"}))
-    page.select_option("#f-mode", "on_demand")
-    page.click("#form-save")
-    row = page.locator(f"tr[data-camera='{camera_id}']")
-    expect(row.locator(".c-name")).to_have_text("梅里镇污水厂")
-    row.locator("button.edit").click()
-    page.fill("#f-name", "梅里镇污水处理厂")
-    page.click("#form-save")
-    expect(row.locator(".c-name")).to_have_text("梅里镇污水处理厂")
+        # Add a camera on the simulator, then edit its name.
+        camera_id = f"r{tag}-new"
+        page.click("#add-camera")
+        expect(page.locator("#f-line")).to_be_disabled()
+        page.fill("#f-id", camera_id)
+        page.fill("#f-name", "梅里镇污水厂")
+        page.fill("#f-area", "梅里镇")
+        page.fill("#f-main", camsim.rtsp_url("cb", {"cam": f"reg{tag}"}))
+        page.select_option("#f-mode", "on_demand")
+        page.click("#form-save")
+        row = page.locator(f"tr[data-camera='{camera_id}']")
+        expect(row.locator(".c-name")).to_have_text("梅里镇污水厂")
+        row.locator("button.edit").click()
+        page.fill("#f-name", "梅里镇污水处理厂")
+        page.click("#form-save")
+        expect(row.locator(".c-name")).to_have_text("梅里镇污水处理厂")
 
-    # A bad URL is refused with the field named; nothing is saved.
-    page.click("#add-camera")
-    page.fill("#f-name", "坏地址")
-    page.fill("#f-main", "ftp://example")
-    page.click("#form-save")
-    expect(page.locator("#form-error")).to_contain_text("streams.main.url")
-    page.click("#form-cancel")
+        # A bad URL is refused with the field named; nothing is saved.
+        page.click("#add-camera")
+        page.fill("#f-name", "坏地址")
+        page.fill("#f-main", "ftp://example")
+        page.click("#form-save")
+        expect(page.locator("#form-error")).to_contain_text("streams.main.url")
+        page.click("#form-cancel")
 
-    # Test connection: the ingest state and a real snapshot of the simulator's picture.
-    row.locator("button.test").click()
-    snapshot = page.locator("#test-snapshot")
-    page.wait_for_function("document.querySelector('#test-snapshot').naturalWidth > 0", timeout=30_000)
-    assert snapshot.evaluate("img => img.src").startswith("blob:")
-    expect(page.locator("#test-ingest")).to_contain_text("cb?cam=")
-    screenshot(page, "registry_test_connection")
-    page.click("#test-close")
+        # Test connection: the ingest state and a real snapshot of the simulator's picture.
+        row.locator("button.test").click()
+        snapshot = page.locator("#test-snapshot")
+        page.wait_for_function("document.querySelector('#test-snapshot').naturalWidth > 0", timeout=30_000)
+        assert snapshot.evaluate("img => img.src").startswith("blob:")
+        expect(page.locator("#test-ingest")).to_contain_text("cb?cam=")
+        screenshot(page, "registry_test_connection")
+        page.click("#test-close")
 
-    # CSV import: the own-line row is created, the other line's row is refused on its own.
-    csv_text = (
-        "id,name,line,area,main_url,mode\n"
-        f"r{tag}-csv1,导入一号,environment,梅里镇,rtsp://127.0.0.1:9/a,on_demand\n"
-        f"r{tag}-csv2,导入二号,safety,梅里镇,rtsp://127.0.0.1:9/b,on_demand\n"
-    )
-    payload: FilePayload = {"name": "cams.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}
-    page.set_input_files("#csv-file", files=[payload])
-    expect(page.locator("#import-result")).to_contain_text("成功 1 条，失败 1 条")
-    expect(page.locator("#import-result li")).to_contain_text("第 2 行")
-    expect(page.locator(f"tr[data-camera='r{tag}-csv1']")).to_have_count(1)
+        # CSV import: the own-line row is created, the other line's row is refused on its own.
+        csv_text = (
+            "id,name,line,area,main_url,mode\n"
+            f"r{tag}-csv1,导入一号,environment,梅里镇,rtsp://127.0.0.1:9/a,on_demand\n"
+            f"r{tag}-csv2,导入二号,safety,梅里镇,rtsp://127.0.0.1:9/b,on_demand\n"
+        )
+        payload: FilePayload = {"name": "cams.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}
+        page.set_input_files("#csv-file", files=[payload])
+        expect(page.locator("#import-result")).to_contain_text("成功 1 条，失败 1 条")
+        expect(page.locator("#import-result li")).to_contain_text("第 2 行")
+        expect(page.locator(f"tr[data-camera='r{tag}-csv1']")).to_have_count(1)
 
-    # Delete (after the confirm dialog).
-    page.locator(f"tr[data-camera='r{tag}-csv1'] button.delete").click()
-    expect(page.locator(f"tr[data-camera='r{tag}-csv1']")).to_have_count(0)
-    assert rows.count() >= 2
-    screenshot(page, "registry")
+        # Delete (after the confirm dialog).
+        page.locator(f"tr[data-camera='r{tag}-csv1'] button.delete").click()
+        expect(page.locator(f"tr[data-camera='r{tag}-csv1']")).to_have_count(0)
+        assert rows.count() >= 2
+        screenshot(page, "registry")
+
+    finally:
+        _forget(svc, tag, [admin])
 
 
 def test_admin_sees_every_line(videohub_service: VideohubService, browser_page: Page) -> None:

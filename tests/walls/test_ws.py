@@ -45,6 +45,13 @@ def test_a_follower_gets_the_wall_and_its_changes(videohub_service: VideohubServ
     svc.create_camera(camera_id, "rtsp://127.0.0.1:9/none", mode="on_demand")
     operator = svc.create_user(f"op{uuid.uuid4().hex[:6]}", "operator")
     viewer = svc.create_user(f"mt{uuid.uuid4().hex[:6]}", "maintenance")
+    try:
+        _follow(svc, wall_id, camera_id, operator, viewer)
+    finally:
+        svc.request("DELETE", f"/api/cameras/{camera_id}")
+
+
+def _follow(svc: VideohubService, wall_id: str, camera_id: str, operator: str, viewer: str) -> None:
     with connect(_ws_url(svc)) as ws:
         ws.send(json.dumps({"type": "auth", "token": viewer}))
         ws.send(json.dumps({"type": "subscribe", "topics": [f"wall:{wall_id}", "alerts", "health"]}))
