@@ -162,6 +162,9 @@ export class WallView {
     tourEl.textContent = tour ? `${t("tile.tour")} ${tour.dwell_seconds}s` : "";
     const close = tile.el.querySelector(".tile-close");
     if (close) close.title = t("tile.close");
+    // Re-label the state too: the language may have changed since it was set.
+    const state = tile.el.dataset.state;
+    tile.el.querySelector(".tile-state").textContent = state && state !== "empty" ? t(`player.${state}`) : "";
   }
 
   showState(tile, state) {

@@ -80,6 +80,10 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     assert stats["width"] == 640 and stats["stream"] == "sub"
     expect(tile(page, 1).locator(".tile-name")).to_have_text("梅里镇1号")
     expect(tile(page, 1).locator(".tile-state")).to_have_text("直播")
+    page.click("[data-testid=lang-switch]")
+    expect(tile(page, 1).locator(".tile-state")).to_have_text("Live")
+    page.click("[data-testid=lang-switch]")
+    expect(tile(page, 1).locator(".tile-state")).to_have_text("直播")
     # The choice is the wall's: a reload shows the same camera in the same tile, and the page that
     # went away ended its WHEP session (one session left, not two).
     page.reload()
