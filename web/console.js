@@ -194,8 +194,6 @@ function renderTree() {
   const match = (c) =>
     !query || [c.name, c.id, c.area || ""].some((text) => text.toLowerCase().includes(query));
   const tree = $("camera-tree");
-  const open = new Set([...tree.querySelectorAll("details[open]")].map((d) => d.dataset.key));
-  const firstRender = tree.childElementCount === 0;
   tree.replaceChildren();
   let online = 0;
   for (const c of cameras.values()) if (health.get(c.id)?.state === "online") online += 1;
@@ -208,7 +206,7 @@ function renderTree() {
     lineEl.className = "tree-line";
     lineEl.dataset.key = line.id;
     lineEl.dataset.line = line.id;
-    lineEl.open = firstRender || !!query || open.has(line.id);
+    keepFolding(lineEl, !!query);
     lineEl.innerHTML = `<summary><span class="swatch"></span><span class="lname"></span><span class="count"></span></summary>`;
     lineEl.querySelector(".swatch").style.background = line.color;
     lineEl.querySelector(".lname").textContent = lang() === "en" ? line.name_en : line.name_zh;
@@ -223,7 +221,7 @@ function renderTree() {
       const areaEl = document.createElement("details");
       areaEl.className = "tree-area";
       areaEl.dataset.key = `${line.id}/${area}`;
-      areaEl.open = firstRender || !!query || open.has(areaEl.dataset.key);
+      keepFolding(areaEl, !!query);
       areaEl.innerHTML = `<summary><span class="aname"></span><span class="count"></span></summary>`;
       areaEl.querySelector(".aname").textContent = area;
       areaEl.querySelector(".count").textContent = String(list.length);
@@ -232,6 +230,19 @@ function renderTree() {
     }
     tree.append(lineEl);
   }
+}
+
+// Groups the operator folded stay folded across re-renders (health updates, search cleared);
+// while searching every match is shown.
+const folded = new Set();
+
+function keepFolding(details, searching) {
+  details.open = searching || !folded.has(details.dataset.key);
+  details.addEventListener("toggle", () => {
+    if (searching) return;
+    if (details.open) folded.delete(details.dataset.key);
+    else folded.add(details.dataset.key);
+  });
 }
 
 function cameraItem(camera) {

@@ -75,6 +75,12 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     page = browser_page
     open_console(page, setup.service, setup.operator, setup.wall)
     expect(page.locator(".tree-line")).to_have_count(4)
+    # Search narrows the tree to matching cameras (name, id or area).
+    page.fill("#camera-search", "梅里镇9号")
+    expect(page.locator(".tree-camera")).to_have_count(1)
+    expect(page.locator(".tree-line")).to_have_count(1)
+    page.fill("#camera-search", "")
+    expect(page.locator(f".tree-camera[data-camera^='{setup.cameras[0][:7]}']")).to_have_count(9)
     page.drag_and_drop(_camera_item(page, setup.cameras[0]), "#wall .tile[data-index='1']")
     stats = wait_playing(page, 1, setup.cameras[0])
     assert stats["width"] == 640 and stats["stream"] == "sub"
