@@ -127,6 +127,7 @@ async def run(runs: int, gop: float, fps: int, width: int, height: int) -> list[
                 "p50_ms": round(statistics.median(values), 1),
                 "p95_ms": round(percentile(values, 0.95), 1),
                 "max_ms": round(max(values), 1),
+                "samples_ms": [round(v, 1) for v in values],
             }
             if mode == "warm":
                 summary["goal_p95_ms"] = 300
