@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,28 @@ async def start_api(
     await lifespan.__aenter__()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://videohub.test")
     return app, client, lifespan
+
+
+@asynccontextmanager
+async def api_session(
+    settings: Settings, store: Store, startups: list[Startup] | None = None
+) -> AsyncIterator[Api]:
+    """The app on ``store`` with the admin plus one logged-in user per role (see USERS)."""
+    app, client, lifespan = await start_api(settings, store, startups)
+    try:
+        tokens = {"admin": await login(client, "admin", ADMIN_PASSWORD)}
+        for name, spec in USERS.items():
+            response = await client.post(
+                "/api/users",
+                json={"username": name, "password": PASSWORD, **spec},
+                headers={"Authorization": f"Bearer {tokens['admin']}"},
+            )
+            assert response.status_code == 201, response.text
+            tokens[name] = await login(client, name, PASSWORD)
+        yield Api(client=client, tokens=tokens, app=app)
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
 
 
 def camera_body(line: str = "public_security", **extra: Any) -> dict[str, Any]:

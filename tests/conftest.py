@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from tests.apiclient import PASSWORD, USERS, Api, login, start_api
+from tests.apiclient import Api, api_session
 from videohub.settings import Settings, load_settings
 from videohub.store import Store
 
@@ -43,8 +44,11 @@ async def store(redis_url: str, tmp_path: Path) -> AsyncIterator[Store]:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """The packaged default configuration with overrides (``section__key=value``)."""
-    return load_settings(**overrides)
+    """The packaged default configuration with overrides (``section__key=value``).
+
+    Cheap argon2 parameters keep each test's logins fast; production keeps the library defaults.
+    """
+    return load_settings(**{"auth__argon2_time_cost": 1, "auth__argon2_memory_kib": 1024, **overrides})
 
 
 @pytest.fixture
@@ -57,18 +61,17 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def api(settings: Settings, store: Store) -> AsyncIterator[Api]:
-    app, client, lifespan = await start_api(settings, store)
+    async with api_session(settings, store) as session:
+        yield session
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain client on the session's Valkey, flushed before and after the test."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    await client.flushdb()
     try:
-        tokens = {"admin": await login(client, "admin", "admin-pass-123")}
-        for name, spec in USERS.items():
-            response = await client.post(
-                "/api/users",
-                json={"username": name, "password": PASSWORD, **spec},
-                headers={"Authorization": f"Bearer {tokens['admin']}"},
-            )
-            assert response.status_code == 201, response.text
-            tokens[name] = await login(client, name, PASSWORD)
-        yield Api(client=client, tokens=tokens, app=app)
+        yield client
     finally:
+        await client.flushdb()
         await client.aclose()
-        await lifespan.__aexit__(None, None, None)

@@ -19,17 +19,6 @@ SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.flushdb()
-        await client.aclose()
-
-
-@pytest.fixture
 async def recorder() -> AsyncIterator[WebhookRecorder]:
     rec = WebhookRecorder()
     await rec.start()

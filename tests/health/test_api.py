@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.apiclient import PASSWORD, USERS, Api, camera_body, login
+from tests.apiclient import Api, api_session, camera_body
 from tests.conftest import make_settings
 from videohub.alerts.service import AlertService
-from videohub.api import alerts, health, metrics
-from videohub.app import build_app
 from videohub.health.startup import health_startup
 from videohub.store import Store
 
@@ -21,35 +18,15 @@ from videohub.store import Store
 async def api(store: Store) -> AsyncIterator[Api]:
     # The monitor is not started (no ingest here): alerts are raised directly through the service.
     settings = make_settings(admin_password="admin-pass-123", health__enabled=False)
-    app = build_app(settings, store=store, startups=[health_startup])
-    paths = {getattr(route, "path", None) for route in app.routes}
-    for module in (health, alerts, metrics):
-        if "/metrics" not in paths:  # until app.py includes these routers
-            app.include_router(module.router)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://videohub.test")
-    try:
-        tokens = {"admin": await login(client, "admin", "admin-pass-123")}
-        for name, spec in USERS.items():
-            response = await client.post(
-                "/api/users",
-                json={"username": name, "password": PASSWORD, **spec},
-                headers={"Authorization": f"Bearer {tokens['admin']}"},
-            )
-            assert response.status_code == 201, response.text
-            tokens[name] = await login(client, name, PASSWORD)
+    async with api_session(settings, store, startups=[health_startup]) as session:
         for cam_id, line in (("ps1", "public_security"), ("sf1", "safety")):
-            response = await client.post(
+            response = await session.client.post(
                 "/api/cameras",
                 json=camera_body(line, id=cam_id, mode="on_demand"),
-                headers={"Authorization": f"Bearer {tokens['admin']}"},
+                headers={"Authorization": f"Bearer {session.tokens['admin']}"},
             )
             assert response.status_code == 201, response.text
-        yield Api(client=client, tokens=tokens, app=app)
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+        yield session
 
 
 def alerts_of(api: Api) -> AlertService:

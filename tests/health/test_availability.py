@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -54,17 +52,6 @@ def test_line_combines_time_weighted() -> None:
     down = compute([tr(0, "unknown", "online"), tr(0.5 * 3600, "online", "offline")], T0, T0 + 3600)
     line = combine([up, down])
     assert line.availability == pytest.approx(0.75)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.flushdb()
-        await client.aclose()
 
 
 async def test_history_in_redis_gives_window_availability_and_trims(redis: aioredis.Redis) -> None:

@@ -6,12 +6,10 @@ stands in for the ingest stats so hold times and reasons can be stepped through 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pytest
 import redis.asyncio as aioredis
 
 from ingest.packet import Packet
@@ -78,17 +76,6 @@ class Hub:
 
     def subscriber_drops(self, camera_id: str) -> int:
         return 0
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.flushdb()
-        await client.aclose()
 
 
 async def add(registry: CameraRegistry, cam_id: str, mode: str = "always_on") -> Camera:

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 
-from tests.apiclient import ADMIN_PASSWORD, PASSWORD, USERS, Api, camera_body, login, start_api
+from tests.apiclient import Api, api_session, camera_body
 from tests.fixtures.camsim import CameraSimulator
-from videohub.api import ingest as ingest_api
 from videohub.hub.startup import hub_startup
 from videohub.settings import Settings
 from videohub.store import Store
@@ -22,24 +20,8 @@ pytestmark = pytest.mark.media
 
 @pytest.fixture
 async def hub_api(settings: Settings, store: Store) -> AsyncIterator[Api]:
-    app, client, lifespan = await start_api(settings, store, startups=[hub_startup])
-    paths = {route.path for route in app.routes if isinstance(route, APIRoute)}
-    if "/api/cameras/{camera_id}/ingest" not in paths:  # until the lead wires the router in
-        app.include_router(ingest_api.router)
-    try:
-        tokens = {"admin": await login(client, "admin", ADMIN_PASSWORD)}
-        for name, spec in USERS.items():
-            response = await client.post(
-                "/api/users",
-                json={"username": name, "password": PASSWORD, **spec},
-                headers={"Authorization": f"Bearer {tokens['admin']}"},
-            )
-            assert response.status_code == 201, response.text
-            tokens[name] = await login(client, name, PASSWORD)
-        yield Api(client=client, tokens=tokens, app=app)
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+    async with api_session(settings, store, startups=[hub_startup]) as session:
+        yield session
 
 
 async def create(api: Api, camera_id: str, url: str, **extra: Any) -> None:

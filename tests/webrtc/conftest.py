@@ -10,13 +10,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.apiclient import ADMIN_PASSWORD, PASSWORD, USERS, camera_body, login
+from tests.apiclient import ADMIN_PASSWORD, api_session, camera_body
 from tests.conftest import make_settings
 from tests.fixtures.camsim import CameraSimulator
 from tests.webrtc.viewer import Viewer
-from videohub.api import sessions as sessions_api
-from videohub.api import whep as whep_api
-from videohub.app import build_app
 from videohub.hub.manager import FeedManager
 from videohub.hub.startup import hub_startup
 from videohub.store import Store
@@ -86,28 +83,18 @@ def closed_port() -> int:
 @pytest.fixture
 async def whep(store: Store, camsim: CameraSimulator) -> AsyncIterator[Whep]:
     settings = make_settings(admin_password=ADMIN_PASSWORD, webrtc__feed_start_timeout=5.0)
-    app = build_app(settings, store=store, startups=[hub_startup, whep_startup(rights_interval=0.5)])
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/whep/{camera_id}" not in paths:  # until app.py includes them
-        app.include_router(whep_api.router)
-    if "/api/sessions" not in paths:
-        app.include_router(sessions_api.router)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://videohub.test")
-    try:
-        tokens = {"admin": await login(client, "admin", ADMIN_PASSWORD)}
-        for name, spec in USERS.items():
-            response = await client.post(
-                "/api/users",
-                json={"username": name, "password": PASSWORD, **spec},
-                headers={"Authorization": f"Bearer {tokens['admin']}"},
-            )
-            assert response.status_code == 201, response.text
-            tokens[name] = await login(client, name, PASSWORD)
-        services = app.state.services
+    async with api_session(
+        settings, store, startups=[hub_startup, whep_startup(rights_interval=0.5)]
+    ) as session:
+        services = session.app.state.services
         assert isinstance(services.hub, FeedManager) and isinstance(services.sessions, SessionManager)
-        w = Whep(client=client, tokens=tokens, hub=services.hub, manager=services.sessions, camsim=camsim)
+        w = Whep(
+            client=session.client,
+            tokens=session.tokens,
+            hub=services.hub,
+            manager=services.sessions,
+            camsim=camsim,
+        )
         for camera_id, mount in MOUNTS.items():
             line = "safety" if camera_id == "cam-safety" else "public_security"
             # A query string makes each camera's URL unique while sharing the mount's one encoder.
@@ -115,6 +102,3 @@ async def whep(store: Store, camsim: CameraSimulator) -> AsyncIterator[Whep]:
         await w.add_camera("cam-refused", f"rtsp://127.0.0.1:{closed_port()}/live")
         await w.add_camera("cam-missing", camsim.rtsp_url("no-such-mount"))
         yield w
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)

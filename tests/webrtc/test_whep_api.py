@@ -169,8 +169,8 @@ async def test_close_for_user_and_camera(whep: Whep) -> None:
         await b.frame(within=30)
         assert await whep.manager.close_for_user("operator") == 1
         assert await whep.manager.close_for_camera("cam-high") == 1
-        assert await a.frames_until_end(within=10)
-        assert await b.frames_until_end(within=10)
+        assert await a.frames_until_end(within=30)
+        assert await b.frames_until_end(within=30)
         assert await whep.live() == []
     finally:
         await a.close()
