@@ -79,7 +79,7 @@ SPECS: list[Spec] = [
         "steady",
         "steady.py",
         [["--cameras", "16", "--viewers", "32", "--minutes", "10"]],
-        [["--cameras", "2", "--viewers", "4", "--minutes", "0.5"]],
+        [["--cameras", "2", "--viewers", "4", "--minutes", "0.5", "--every", "5"]],
         timeout_s=1200,
         heavy=True,
     ),
