@@ -33,6 +33,7 @@ registerStrings({
     "console.recalled": "已调用预案：{name}",
     "console.readOnly": "只读：当前角色不能操作大屏",
     "console.noArea": "未分区",
+    "console.stale": "大屏已被其他席位修改，已刷新为最新画面，请重新操作",
   },
   en: {
     "console.search": "Search cameras (name, id, area)",
@@ -58,6 +59,7 @@ registerStrings({
     "console.recalled": "Preset recalled: {name}",
     "console.readOnly": "Read only: your role cannot drive the wall",
     "console.noArea": "No area",
+    "console.stale": "Another console changed the wall; it is refreshed, please try again",
   },
 });
 
@@ -107,10 +109,17 @@ function spec(w) {
 }
 
 async function save(next) {
+  const path = `/api/walls/${encodeURIComponent(wallId)}`;
   try {
-    const saved = await api.put(`/api/walls/${encodeURIComponent(wallId)}`, next);
-    showWall(saved);
+    // Based on the version shown: if another console changed the wall meanwhile, the server says
+    // 412 and this console shows the newer wall instead of silently undoing the other change.
+    showWall(await api.put(path, next, { "If-Match": `"${wall.version}"` }));
   } catch (err) {
+    if (err.status === 412) {
+      toast(t("console.stale"), { error: true });
+      showWall(await api.get(path));
+      return;
+    }
     toast(t("common.error", { msg: err.message }), { error: true });
   }
 }

@@ -80,6 +80,8 @@ export class WallView {
     el.className = "tile";
     el.dataset.index = index;
     el.dataset.testid = `tile-${index}`;
+    el.dataset.camera = "";
+    el.dataset.state = "empty";
     el.innerHTML = `
       <video muted playsinline autoplay></video>
       <div class="tile-label">

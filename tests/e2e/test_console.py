@@ -246,3 +246,22 @@ def test_wall_tour_pages_cameras_and_english_labels(setup: Setup, browser_page: 
     expect(tile(page, 0).locator(".tile-tour")).to_have_text("Tour 3s")
     page.locator("#tour-list li button").click()
     expect(page.locator("#tour-list li")).to_have_count(0)
+
+
+def test_a_console_behind_another_is_refreshed_not_overwriting(setup: Setup, browser_page: Page) -> None:
+    page = browser_page
+    open_console(page, setup.service, setup.operator, setup.wall)
+    page.click("#layout-buttons button[data-layout='9']")
+    expect(page.locator("#wall .tile")).to_have_count(9)
+    # This console stops hearing pushes; another console then puts a camera in tile 0.
+    page.evaluate("window.__console.socket.close()")
+    wall = setup.service.call("GET", f"/api/walls/{setup.wall}")
+    tiles = [{"camera_id": setup.cameras[5]}]
+    setup.service.call("PUT", f"/api/walls/{setup.wall}", json={"layout": "9", "tiles": tiles})
+    # The stale console's own change is refused and it shows the other console's wall instead.
+    page.click(_camera_item(page, setup.cameras[6]))
+    tile(page, 4).click()
+    expect(page.locator(".toast.error")).to_contain_text("已被其他席位修改")
+    wait_tile(page, 0, lambda s: s["camera"] == setup.cameras[5], "the other console's camera")
+    assert tile_stats(page, 4)["camera"] == ""
+    assert setup.service.call("GET", f"/api/walls/{setup.wall}")["version"] == wall["version"] + 1

@@ -186,3 +186,26 @@ async def test_every_worker_hears_a_wall_change(api: Api) -> None:
         assert wall["id"] == "ops" and wall["tiles"][0]["camera_id"] == "cam-a"
     finally:
         await pubsub.aclose()
+
+
+async def test_a_stale_console_cannot_undo_another(api: Api) -> None:
+    await _cameras(api, "cam-a", "cam-b")
+    auth = api.auth("operator")
+    first = await api.client.put("/api/walls/main", json={"layout": "4"}, headers=auth)
+    etag = first.headers["etag"]
+    assert etag == f'"{first.json()["version"]}"'
+    assert (await api.client.get("/api/walls/main", headers=auth)).headers["etag"] == etag
+    # Console A changes the wall on top of the version it saw.
+    body_a = {"layout": "4", "tiles": [{"camera_id": "cam-a"}]}
+    changed = await api.client.put("/api/walls/main", json=body_a, headers={**auth, "If-Match": etag})
+    assert changed.status_code == 200
+    # Console B still shows the old version: its change is refused, A's camera stays.
+    body_b = {"layout": "4", "tiles": [{}, {"camera_id": "cam-b"}]}
+    stale = await api.client.put("/api/walls/main", json=body_b, headers={**auth, "If-Match": etag})
+    assert stale.status_code == 412 and "changed meanwhile" in stale.text
+    wall = (await api.client.get("/api/walls/main", headers=auth)).json()
+    assert wall["tiles"][0]["camera_id"] == "cam-a" and wall["tiles"][1]["camera_id"] is None
+    bad = await api.client.put("/api/walls/main", json=body_b, headers={**auth, "If-Match": "abc"})
+    assert _loc(bad) == [["header", "If-Match"]]
+    # Without If-Match the last write wins (scripts, integrations).
+    assert (await api.client.put("/api/walls/main", json=body_b, headers=auth)).status_code == 200

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from videohub.api.deps import CurrentUser, ServicesDep
 from videohub.errors import InvalidField
@@ -48,16 +48,38 @@ async def list_walls(user: CurrentUser, svc: ServicesDep) -> list[Wall]:
 
 
 @router.get("/api/walls/{wall_id}", response_model=Wall)
-async def get_wall(wall_id: WallId, user: CurrentUser, svc: ServicesDep) -> Wall:
+async def get_wall(wall_id: WallId, user: CurrentUser, svc: ServicesDep, response: Response) -> Wall:
     """The wall; a wall never saved is empty (layout 4) so a display can follow it from the start."""
-    return await walls_of(svc).get(wall_id)
+    wall = await walls_of(svc).get(wall_id)
+    response.headers["ETag"] = f'"{wall.version}"'
+    return wall
+
+
+def _version(if_match: str | None) -> int | None:
+    """The wall version an ``If-Match`` names (``"7"``, ``W/"7"`` or ``7``); None for ``*``/absent."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise InvalidField(("header", "If-Match"), "If-Match must be a wall version (its ETag)")
+    return int(raw)
 
 
 @router.put("/api/walls/{wall_id}", response_model=Wall)
-async def put_wall(wall_id: WallId, body: WallSpec, user: CurrentUser, svc: ServicesDep) -> Wall:
+async def put_wall(
+    wall_id: WallId,
+    body: WallSpec,
+    user: CurrentUser,
+    svc: ServicesDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(description="The ETag (version) the change is based on; 412 when stale.")
+    ] = None,
+) -> Wall:
     _write_allowed(user)
     await check_cameras(svc, body, ("body",))
-    before, after = await walls_of(svc).put(wall_id, body, user.username)
+    before, after = await walls_of(svc).put(wall_id, body, user.username, expected_version=_version(if_match))
+    response.headers["ETag"] = f'"{after.version}"'
     await svc.audit.record(
         user.username,
         "wall.update",

@@ -1,6 +1,6 @@
 """Walls and presets in Redis, and the pub/sub channel that tells every worker a wall changed.
 
-Keys: ``vh:wall:<id>`` (JSON), ``vh:wall:<id>:version`` (counter), ``vh:walls`` (set of ids),
+Keys: ``vh:wall:<id>`` (JSON, with its version), ``vh:walls`` (set of ids),
 ``vh:preset:<id>`` (JSON), ``vh:presets`` (sorted set by creation time). Every change is published
 on ``vh:walls:changed`` with the whole wall, so a display connected to any worker follows it.
 """
@@ -12,8 +12,9 @@ import time
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
-from videohub.errors import NotFound
+from videohub.errors import NotFound, VideohubError
 from videohub.store import key
 from videohub.walls.models import Preset, PresetCreate, Tour, Wall, WallSpec
 
@@ -21,6 +22,16 @@ WALLS = key("walls")
 PRESETS = key("presets")
 CHANNEL = key("walls", "changed")
 DEFAULT_WALL = "main"
+
+
+class StaleWall(VideohubError):
+    """The wall changed since the version the writer based its change on (HTTP 412)."""
+
+    status = 412
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the wall changed meanwhile (now at version {current}); reload and retry")
+        self.current = current
 
 
 def _wall_key(wall_id: str) -> str:
@@ -62,25 +73,41 @@ class WallStore:
         ids = sorted(set(await self._redis.smembers(WALLS)) | {DEFAULT_WALL})
         return [await self.get(wall_id) for wall_id in ids]
 
-    async def put(self, wall_id: str, spec: WallSpec, actor: str) -> tuple[Wall, Wall]:
-        """Replace the wall; returns (before, after) and publishes ``after`` to every worker."""
-        before = await self.get(wall_id)
-        stamped = stamp_tours(spec.padded(), before, time.time())
-        version = int(await self._redis.incr(_wall_key(wall_id) + ":version"))
-        after = Wall(
-            id=wall_id,
-            version=version,
-            updated_at=datetime.now(UTC),
-            updated_by=actor,
-            **stamped.model_dump(),
-        )
-        body = after.model_dump_json()
+    async def put(
+        self, wall_id: str, spec: WallSpec, actor: str, *, expected_version: int | None = None
+    ) -> tuple[Wall, Wall]:
+        """Replace the wall; returns (before, after) and publishes ``after`` to every worker.
+
+        With ``expected_version`` the write happens only if the wall is still at that version
+        (StaleWall otherwise): two consoles editing one wall do not silently undo each other.
+        The read-check-write is one Redis transaction (WATCH), so it holds across workers too.
+        """
+        wkey = _wall_key(wall_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_wall_key(wall_id), body)
-            pipe.sadd(WALLS, wall_id)
-            pipe.publish(CHANNEL, body)
-            await pipe.execute()
-        return before, after
+            while True:
+                try:
+                    await pipe.watch(wkey)
+                    raw = await pipe.get(wkey)
+                    before = Wall.model_validate_json(raw) if raw else await self.get(wall_id)
+                    if expected_version is not None and before.version != expected_version:
+                        raise StaleWall(before.version)
+                    stamped = stamp_tours(spec.padded(), before, time.time())
+                    after = Wall(
+                        id=wall_id,
+                        version=before.version + 1,
+                        updated_at=datetime.now(UTC),
+                        updated_by=actor,
+                        **stamped.model_dump(),
+                    )
+                    body = after.model_dump_json()
+                    pipe.multi()
+                    pipe.set(wkey, body)
+                    pipe.sadd(WALLS, wall_id)
+                    pipe.publish(CHANNEL, body)
+                    await pipe.execute()
+                    return before, after
+                except WatchError:
+                    continue  # another writer got in between: read again
 
     # ---- presets ----------------------------------------------------------------------------
 

@@ -92,10 +92,10 @@ export async function apiFetch(path, options = {}) {
   return response;
 }
 
-async function json(method, path, body) {
-  const options = { method };
+async function json(method, path, body, headers = {}) {
+  const options = { method, headers: { ...headers } };
   if (body !== undefined) {
-    options.headers = { "Content-Type": "application/json" };
+    options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
   const response = await apiFetch(path, options);
@@ -105,12 +105,13 @@ async function json(method, path, body) {
   return data;
 }
 
+// Each takes optional extra headers last, e.g. api.put(path, body, {"If-Match": '"3"'}).
 export const api = {
-  get: (path) => json("GET", path),
-  post: (path, body) => json("POST", path, body),
-  put: (path, body) => json("PUT", path, body),
-  patch: (path, body) => json("PATCH", path, body),
-  del: (path) => json("DELETE", path),
+  get: (path, headers) => json("GET", path, undefined, headers),
+  post: (path, body, headers) => json("POST", path, body, headers),
+  put: (path, body, headers) => json("PUT", path, body, headers),
+  patch: (path, body, headers) => json("PATCH", path, body, headers),
+  del: (path, headers) => json("DELETE", path, undefined, headers),
 };
 
 // An authorised image (e.g. a snapshot) as a blob: URL for an <img>; revoke it when replaced.
