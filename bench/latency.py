@@ -162,19 +162,31 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning", "VIDEOHUB_WEBRTC__MAX_SESSIONS": "1000"},
     )
     url = sim.rtsp_url("lat", {"cam": "latency"})
-    tap_proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "tap", url, stdout=asyncio.subprocess.PIPE, cwd=REPO
-    )
     service_pid = service._proc.pid  # the `videohub serve` Python process itself
+    # Two taps: the first is the reference; the second is a control that shows how closely two RTSP
+    # clients of the simulator see the same packet (the error of standing in for the service's read).
+    taps = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "tap", url, stdout=asyncio.subprocess.PIPE, cwd=REPO
+        )
+        for _ in range(2)
+    ]
     reads: dict[str, list[float]] = {}
+    control: dict[str, float] = {}
 
-    async def read_tap() -> None:
-        assert tap_proc.stdout is not None
-        async for raw in tap_proc.stdout:
+    async def read_tap(proc: asyncio.subprocess.Process, into: dict[str, Any], many: bool) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
             t, fp = raw.decode().split()
-            reads.setdefault(fp, []).append(float(t))
+            if many:
+                into.setdefault(fp, []).append(float(t))
+            else:
+                into[fp] = float(t)
 
-    reader = asyncio.create_task(read_tap())
+    readers = [
+        asyncio.create_task(read_tap(taps[0], reads, True)),
+        asyncio.create_task(read_tap(taps[1], control, False)),
+    ]
     viewers: list[Viewer] = []
     drains: list[asyncio.Task[None]] = []
     results: list[dict[str, Any]] = []
@@ -215,6 +227,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 machine_busy(),
             )
             await asyncio.sleep(0.5)  # let the tap's last lines in
+            tap_skew = [
+                (control[fp] - ts[-1]) * 1000
+                for fp, ts in list(reads.items())
+                if fp in control and t0 <= ts[-1] <= t0 + window
+            ]
             decoded, delivered, decode_ms, unmatched = [], [], [], 0
             for decoding, fp, complete, at, done in frames:
                 before = [t for t in reads.get(fp, []) if t <= complete]
@@ -263,19 +280,25 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if decode_ms:
                 line["decode_p50_ms"] = round(statistics.median(decode_ms), 2)
             line["frame_interval_ms"] = round(1000 / args.fps, 1)
+            if tap_skew:
+                line["tap_control_p50_ms"] = round(statistics.median(tap_skew), 2)
+                line["tap_control_p99_abs_ms"] = round(percentile([abs(v) for v in tap_skew], 0.99), 2)
             results.append(line)
             print(json.dumps(line), flush=True)
     finally:
+        # The service first: once it stops sending, nothing piles up in the players while they close
+        # (a decoding player's frame queue is unbounded; 16 of them fill ~80 MB/s when not drained).
+        await client.aclose()
+        await asyncio.to_thread(service.close)
+        await asyncio.gather(*(asyncio.wait_for(v.close(), 10) for v in viewers), return_exceptions=True)
         for task in drains:
             task.cancel()
         await asyncio.gather(*drains, return_exceptions=True)
-        for viewer in viewers:
-            await viewer.close()
-        await client.aclose()
-        reader.cancel()
-        tap_proc.kill()
-        await tap_proc.wait()
-        await asyncio.to_thread(service.close)
+        for task in readers:
+            task.cancel()
+        for proc in taps:
+            proc.kill()
+            await proc.wait()
         await asyncio.to_thread(sim.close)
     return results
 

@@ -118,10 +118,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sessions = (await client.get("/api/sessions")).json()
         n_sessions = len(sessions) if isinstance(sessions, list) else len(sessions.get("sessions", []))
     finally:
-        for viewer in viewers:
-            await viewer.close()
         await client.aclose()
         await asyncio.to_thread(service.close)
+        await asyncio.gather(*(asyncio.wait_for(v.close(), 10) for v in viewers), return_exceptions=True)
         await asyncio.to_thread(sim.close)
     rss = [s["rss_mb"] for s in samples]
     fds = [s["fds"] for s in samples]

@@ -185,6 +185,13 @@ def _latency(lines: list[Line]) -> Iterator[Row]:
             f"(frame interval {fmt(x['frame_interval_ms'])} ms)",
             "",
         )
+        if "tap_control_p50_ms" in x:
+            yield (
+                f"{x['viewers']} viewers: control, second tap − reference tap (same packets)",
+                f"p50 {fmt(x['tap_control_p50_ms'])} ms, p99 of |skew| {fmt(x['tap_control_p99_abs_ms'])} ms",
+                "≈ 0",
+                "",
+            )
 
 
 def _steady(lines: list[Line]) -> Iterator[Row]:
@@ -236,6 +243,8 @@ def context_line(lines: list[Line]) -> str:
     )
     load = first["loadavg"]["before"][0]
     quick = " — **quick run** (reduced sizes)" if first["process"]["quick"] else ""
+    if any(x["process"].get("incomplete") for x in lines):
+        quick += " — **the process did not end cleanly** (timeout or error after printing these results)"
     when = f"{first['date']}, commit `{first['commit']['sha']}`"
     return f"_{when}, load average before {load}{quick}._ Runs: {runs}."
 

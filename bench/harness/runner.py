@@ -8,6 +8,7 @@ The scripts' own figures (for example the server's CPU read from /proc) stay in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -98,6 +99,59 @@ def is_sample(obj: dict[str, Any]) -> bool:
     return isinstance(obj.get("run"), int) and not any(k.startswith("p50") for k in obj)
 
 
+def descendants(root: int) -> dict[int, bytes]:
+    """Every live descendant of ``root`` (pid → command line), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, bytes] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        try:
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        todo += children.get(pid, [])
+    return found
+
+
+def stop_tree(pid: int) -> tuple[int, Any]:
+    """Stop a timed-out benchmark and everything it started; return its wait status and rusage.
+
+    SIGINT first, so the script's ``finally`` blocks stop the service and the simulator; SIGKILL after
+    15 s. Helpers that run in their own session (the service, the simulator) escape the process group,
+    so the tree is listed beforehand and what still runs afterwards is killed by pid.
+    """
+    tree = descendants(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGINT)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        reaped, status, usage = os.wait4(pid, os.WNOHANG)
+        if reaped:
+            break
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _, status, usage = os.wait4(pid, 0)
+    time.sleep(2)  # let orphaned helpers finish their own shutdown
+    for child, cmdline in tree.items():
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == cmdline:
+                os.kill(child, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
+    return status, usage
+
+
 def _pump(stream: IO[str], sink: list[str], echo: IO[str] | None) -> None:
     for line in stream:
         sink.append(line)
@@ -139,8 +193,7 @@ def run_invocation(
                 break
             if time.monotonic() - started > timeout:
                 timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
+                status, usage = stop_tree(proc.pid)
                 break
             time.sleep(0.2)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
@@ -173,7 +226,12 @@ def run_invocation(
         "process": measured,
     }
     objects = [o for o in parse_objects("".join(out)) if not is_sample(o)]
-    if timed_out or proc.returncode != 0 or not objects:
+    measured["timed_out"] = timed_out
+    if objects and (timed_out or proc.returncode != 0):
+        # Results printed before a hang in teardown are still measurements; the flag says what happened.
+        measured["incomplete"] = True
+        return [{**obj, "bench": spec.name, **context} for obj in objects]
+    if not objects:
         reason = "timeout" if timed_out else f"exit {proc.returncode}" if proc.returncode else "no results"
         return [{"bench": spec.name, "error": reason, "stderr_tail": stderr_tail, **context}]
     return [{**obj, "bench": spec.name, **context} for obj in objects]

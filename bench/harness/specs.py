@@ -65,7 +65,7 @@ SPECS: list[Spec] = [
         "probe_cycle",
         "probe_cycle.py",
         [["--cameras", "10000"]],
-        [["--cameras", "300", "--timeout", "3"]],
+        [["--cameras", "300"]],
         timeout_s=1200,
     ),
     Spec(
@@ -73,6 +73,7 @@ SPECS: list[Spec] = [
         "latency.py",
         [["--viewers", "1,16,64", "--seconds", "20"]],
         [["--viewers", "1,16", "--seconds", "6"]],
+        quick_timeout_s=240,
         heavy=True,
     ),
     Spec(
