@@ -108,11 +108,22 @@ function spec(w) {
   };
 }
 
-async function save(next) {
+// Changes from this console run one after another, each on the newest wall (the previous change's
+// answer), so quick successive actions never conflict with each other. The server still refuses
+// (412) a change based on a wall another console has changed meanwhile.
+let queue = Promise.resolve();
+
+function change(mutate) {
+  queue = queue.then(() => apply(mutate));
+  return queue;
+}
+
+async function apply(mutate) {
+  if (!wall) return;
   const path = `/api/walls/${encodeURIComponent(wallId)}`;
+  const next = spec(wall);
+  if (mutate(next) === false) return;
   try {
-    // Based on the version shown: if another console changed the wall meanwhile, the server says
-    // 412 and this console shows the newer wall instead of silently undoing the other change.
     showWall(await api.put(path, next, { "If-Match": `"${wall.version}"` }));
   } catch (err) {
     if (err.status === 412) {
@@ -134,42 +145,43 @@ function showWall(next) {
 
 function placeCamera(index, cameraId) {
   if (!canWrite || !wall) return;
-  const next = spec(wall);
-  next.tiles[index] = { camera_id: cameraId, stream: "sub" };
-  // A camera placed by hand replaces a tour running in that tile (a wall tour covers every tile).
-  next.tours = next.tours.filter((tour) => tour.tile !== index && tour.tile !== "wall");
   selectCamera(null);
-  save(next);
+  change((next) => {
+    next.tiles[index] = { camera_id: cameraId, stream: "sub" };
+    // A camera placed by hand replaces a tour running in that tile (a wall tour covers every tile).
+    next.tours = next.tours.filter((tour) => tour.tile !== index && tour.tile !== "wall");
+  });
 }
 
 function swapTiles(from, to) {
   if (!canWrite || !wall) return;
-  const next = spec(wall);
-  [next.tiles[from], next.tiles[to]] = [next.tiles[to], next.tiles[from]];
-  // Tile tours move with their tile.
-  for (const tour of next.tours) {
-    if (tour.tile === from) tour.tile = to;
-    else if (tour.tile === to) tour.tile = from;
-  }
-  save(next);
+  change((next) => {
+    [next.tiles[from], next.tiles[to]] = [next.tiles[to], next.tiles[from]];
+    // Tile tours move with their tile.
+    for (const tour of next.tours) {
+      if (tour.tile === from) tour.tile = to;
+      else if (tour.tile === to) tour.tile = from;
+    }
+  });
 }
 
 function toggleMaximize(index) {
   if (!canWrite || !wall) return;
-  const next = spec(wall);
-  next.maximized = wall.maximized === index ? null : index;
-  save(next);
+  change((next) => {
+    next.maximized = next.maximized === index ? null : index;
+  });
 }
 
 function setLayout(layout) {
-  if (!canWrite || !wall || wall.layout === layout) return;
-  const next = spec(wall);
-  const count = TILE_COUNT[layout];
-  next.layout = layout;
-  next.tiles = next.tiles.slice(0, count);
-  next.tours = next.tours.filter((tour) => tour.tile === "wall" || tour.tile < count);
-  next.maximized = null;
-  save(next);
+  if (!canWrite || !wall) return;
+  change((next) => {
+    if (next.layout === layout) return false;
+    const count = TILE_COUNT[layout];
+    next.layout = layout;
+    next.tiles = next.tiles.slice(0, count);
+    next.tours = next.tours.filter((tour) => tour.tile === "wall" || tour.tile < count);
+    next.maximized = null;
+  });
 }
 
 function renderLayoutButtons() {
@@ -326,9 +338,9 @@ function renderTours() {
         stop.type = "button";
         stop.textContent = t("console.tourStop");
         stop.addEventListener("click", () => {
-          const next = spec(wall);
-          next.tours.splice(i, 1);
-          save(next);
+          change((next) => {
+            next.tours = next.tours.filter((other) => other.tile !== tour.tile);
+          });
         });
         li.append(stop);
       }
@@ -341,6 +353,7 @@ function renderTours() {
 $("tour-add").addEventListener("click", () => {
   if (!selected) return toast(t("console.tourNeedCamera"), { error: true });
   tourCameras.push(selected);
+  selectCamera(null); // consumed: a click on a tile now does not place it too
   renderTours();
 });
 
@@ -348,12 +361,13 @@ $("tour-start").addEventListener("click", () => {
   if (!wall || tourCameras.length === 0) return toast(t("console.tourNeedCamera"), { error: true });
   const target = $("tour-target").value;
   const tile = target === "wall" ? "wall" : Number(target);
-  const next = spec(wall);
-  // A wall tour replaces every other tour; a tile tour replaces the one in its tile.
-  next.tours = tile === "wall" ? [] : next.tours.filter((tour) => tour.tile !== tile && tour.tile !== "wall");
-  next.tours.push({ tile, cameras: [...tourCameras], dwell_seconds: Number($("tour-dwell").value) || 10 });
+  const tour = { tile, cameras: [...tourCameras], dwell_seconds: Number($("tour-dwell").value) || 10 };
   tourCameras = [];
-  save(next);
+  change((next) => {
+    // A wall tour replaces every other tour; a tile tour replaces the one in its tile.
+    next.tours = tile === "wall" ? [] : next.tours.filter((other) => other.tile !== tile && other.tile !== "wall");
+    next.tours.push(tour);
+  });
 });
 
 // ---- presets ---------------------------------------------------------------------------------
