@@ -88,10 +88,11 @@ def ttff(groups: dict[str, list[Line]], out_dir: Path) -> str | None:
     ax.bar([i - 0.2 for i in idx], [r[1]["p50_ms"] for r in rows], 0.4, label="p50")
     ax.bar([i + 0.2 for i in idx], [r[1]["p95_ms"] for r in rows], 0.4, label="p95")
     ax.axhline(300, color="grey", linestyle="--", label="warm goal p95 300 ms")
+    ax.set_ylim(0, max(max(r[1]["p95_ms"] for r in rows), 300) * 1.4)  # room for the legend
     ax.set_xticks(list(idx), [r[0] for r in rows], fontsize=7)
     ax.set_ylabel("ms")
     ax.set_title("Time to first frame")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="upper left")
     return _save(fig, out_dir, "perf_ttff.png")
 
 

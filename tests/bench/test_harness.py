@@ -47,3 +47,45 @@ def test_quick_registry_run_writes_results_and_page(tmp_path: Path) -> None:
     assert lines[0]["machine"]["cpu"] in page
     # The repository's own results were left alone.
     assert (repo_results.read_bytes() if repo_results.exists() else b"") == before
+
+
+def test_results_pretty_printed_or_one_per_line_are_all_read() -> None:
+    from bench.harness.runner import is_sample, parse_objects
+
+    out = (
+        'log line\n{"bench": "a", "p50_ms": 1}\n'
+        '{\n  "bench": "b",\n  "nested": {"x": [1, 2]}\n}\n'
+        '{"run": 3, "ms": 9}\n'
+    )
+    objects = parse_objects(out)
+    assert [o["bench"] for o in objects if "bench" in o] == ["a", "b"]
+    assert objects[1]["nested"] == {"x": [1, 2]}
+    assert [o for o in objects if is_sample(o)] == [{"run": 3, "ms": 9}]
+
+
+def test_page_says_a_benchmark_failed_and_which_were_not_run(tmp_path: Path) -> None:
+    from bench.harness import page
+
+    context = {
+        "run_id": "20260101T000000Z",
+        "date": "2026-01-01T00:00:00+00:00",
+        "machine": {"cores": 2, "cpu": "Test CPU", "mem_gb": 1.0, "kernel": "6"},
+        "versions": {"python": "3", "videohub": "0", "aiortc": "1", "av": "2"},
+        "commit": {"sha": "abc", "dirty": False},
+        "loadavg": {"before": [1.0, 1.0, 1.0], "after": [1.0, 1.0, 1.0]},
+        "process": {
+            "script": "bench/latency.py",
+            "args": [],
+            "quick": True,
+            "wall_s": 1.0,
+            "cpu_s": 1.0,
+            "avg_cores": 1.0,
+            "peak_rss_mb": 1.0,
+        },
+    }
+    line = {"bench": "latency", "error": "timeout", **context}
+    (tmp_path / "latency.jsonl").write_text(json.dumps(line) + "\n")
+    text = page.render(tmp_path, tmp_path / "performance.md")
+    assert "**Failed**: timeout" in text
+    assert "Not run yet (`bench/run --only steady`)" in text
+    assert "Test CPU" in text
