@@ -163,14 +163,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     url = sim.rtsp_url("lat", {"cam": "latency"})
     service_pid = service._proc.pid  # the `videohub serve` Python process itself
-    # Two taps: the first is the reference; the second is a control that shows how closely two RTSP
-    # clients of the simulator see the same packet (the error of standing in for the service's read).
-    taps = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "tap", url, stdout=asyncio.subprocess.PIPE, cwd=REPO
-        )
-        for _ in range(2)
-    ]
+    taps: list[asyncio.subprocess.Process] = []
+    readers: list[asyncio.Task[None]] = []
     reads: dict[str, list[float]] = {}
     control: dict[str, float] = {}
 
@@ -183,10 +177,19 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             else:
                 into[fp] = float(t)
 
-    readers = [
-        asyncio.create_task(read_tap(taps[0], reads, True)),
-        asyncio.create_task(read_tap(taps[1], control, False)),
-    ]
+    async def start_taps() -> None:
+        # Two taps: the first is the reference; the second is a control that shows how closely two
+        # RTSP clients of the simulator see the same packet (the error of standing in for the
+        # service's read). Started once the service streams the camera, so that all three clients
+        # join the simulator's one running media: a tap that connects while the mount's first
+        # pipeline is still starting can be handed a media of its own (another encoder, other bytes).
+        for into, many in ((reads, True), (control, False)):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "tap", url, stdout=asyncio.subprocess.PIPE, cwd=REPO
+            )
+            taps.append(proc)
+            readers.append(asyncio.create_task(read_tap(proc, into, many)))
+
     viewers: list[Viewer] = []
     drains: list[asyncio.Task[None]] = []
     results: list[dict[str, Any]] = []
@@ -210,6 +213,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 viewers.append(viewer)
                 if len(viewers) <= args.decoders:
                     drains.append(asyncio.create_task(drain(viewer)))
+            if not taps:
+                await start_taps()
             await asyncio.sleep(max(3.0, args.gop + 1.0))  # past the GOP cache each new viewer starts from
             records.frames.clear()
             cpu0, self0, busy0 = (
@@ -232,11 +237,12 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for fp, ts in list(reads.items())
                 if fp in control and t0 <= ts[-1] <= t0 + window
             ]
-            decoded, delivered, decode_ms, unmatched = [], [], [], 0
+            decoded, delivered, decode_ms, unmatched, read_later = [], [], [], 0, 0
             for decoding, fp, complete, at, done in frames:
                 before = [t for t in reads.get(fp, []) if t <= complete]
                 if not before:
                     unmatched += 1
+                    read_later += fp in reads  # the tap saw it only after the viewer: the tap lagged
                     continue
                 read = before[-1]
                 delivered.append((complete - read) * 1000)
@@ -256,11 +262,15 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "window_s": round(window, 1),
                 "matched": len(delivered),
                 "unmatched": unmatched,
+                "unmatched_seen_later_by_tap": read_later,
                 "frames_per_viewer_per_s": round(per_viewer_fps, 2),
                 "service_cpu_pct": round(100.0 * (cpu1 - cpu0) / window, 1),
                 "bench_process_cpu_pct": round(100.0 * bench_cpu, 1),
                 "machine_busy_pct": round(busy_pct, 1),
                 "saturated": saturated,
+                # Most frames unmatched: the tap did not see the service's stream (a separate media
+                # in the simulator); the level's latency is then missing rather than wrong.
+                "reference_mismatch": unmatched > len(frames) / 2,
             }
             if decoded:
                 line |= {
