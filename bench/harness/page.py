@@ -165,6 +165,13 @@ def _probe(lines: list[Line]) -> Iterator[Row]:
 def _latency(lines: list[Line]) -> Iterator[Row]:
     for x in sorted(lines, key=lambda x: int(x.get("viewers", 0))):
         if "p50_ms" not in x:
+            yield (
+                f"{x['viewers']} viewers: **no frame matched** its read ({x['unmatched']:,} unmatched,"
+                f" {x.get('unmatched_seen_later_by_tap', '?')} seen by the tap only later)",
+                "—",
+                "",
+                "",
+            )
             continue
         flag = " **saturated**" if x.get("saturated") else ""
         where = (
