@@ -163,7 +163,7 @@ def _probe(lines: list[Line]) -> Iterator[Row]:
 
 
 def _latency(lines: list[Line]) -> Iterator[Row]:
-    for x in sorted(lines, key=lambda x: int(x.get("viewers", 0))):
+    for x in sorted(lines, key=lambda x: (x["camera"]["fps"], int(x.get("viewers", 0)))):
         if "p50_ms" not in x:
             yield (
                 f"{x['viewers']} viewers: **no frame matched** its read ({x['unmatched']:,} unmatched,"
@@ -175,7 +175,8 @@ def _latency(lines: list[Line]) -> Iterator[Row]:
             continue
         flag = " **saturated**" if x.get("saturated") else ""
         where = (
-            f"{x['viewers']} viewers, {x['frames_per_viewer_per_s']} frames/s each, machine"
+            f"{x['viewers']} viewers of a {x['camera']['fps']} fps camera,"
+            f" {x['frames_per_viewer_per_s']} frames/s each, machine"
             f" {fmt(x['machine_busy_pct'])} % busy{flag}"
         )
         yield (
@@ -195,7 +196,8 @@ def _latency(lines: list[Line]) -> Iterator[Row]:
         if "tap_control_p50_ms" in x:
             yield (
                 f"{x['viewers']} viewers: control, second tap − reference tap (same packets)",
-                f"p50 {fmt(x['tap_control_p50_ms'])} ms, p99 of |skew| {fmt(x['tap_control_p99_abs_ms'])} ms",
+                f"p50 {fmt(x['tap_control_p50_ms'])} ms,"
+                f" p99 of the absolute skew {fmt(x['tap_control_p99_abs_ms'])} ms",
                 "≈ 0",
                 "",
             )

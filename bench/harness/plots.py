@@ -58,10 +58,14 @@ def latency(lines: list[Line], out_dir: Path) -> str | None:
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for x in sorted(curves, key=lambda x: int(x["viewers"])):
+    for x in sorted(curves, key=lambda x: (x["camera"]["fps"], int(x["viewers"]))):
         cdf = x["cdf_ms"]  # value at each percentile 1..99
-        label = f"{x['viewers']} viewers" + (" (saturated)" if x.get("saturated") else "")
+        label = f"{x['viewers']} viewers, {x['camera']['fps']} fps" + (
+            " (saturated)" if x.get("saturated") else ""
+        )
         ax.plot(cdf, list(range(1, len(cdf) + 1)), label=label)
+    for interval in sorted({x["frame_interval_ms"] for x in curves if x.get("frame_interval_ms")}):
+        ax.axvline(interval, color="grey", linestyle=":", label=f"one frame interval ({interval} ms)")
     ax.set_xlabel("added latency, ms (packet read from camera → frame decoded)")
     ax.set_ylabel("percentile")
     ax.set_title("Added latency distribution")

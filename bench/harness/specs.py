@@ -71,7 +71,9 @@ SPECS: list[Spec] = [
     Spec(
         "latency",
         "latency.py",
-        [["--viewers", "1,16,64", "--seconds", "20"]],
+        # The second run: the same path at 30 fps, to show which part of the latency scales with the
+        # frame interval.
+        [["--viewers", "1,16,64", "--seconds", "20"], ["--viewers", "1", "--fps", "30", "--seconds", "10"]],
         [["--viewers", "1,16", "--seconds", "6"]],
         quick_timeout_s=240,
         heavy=True,
