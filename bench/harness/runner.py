@@ -167,6 +167,7 @@ def run_invocation(
     argv = [sys.executable, str(REPO / "bench" / spec.script), *args]
     timeout = spec.quick_timeout_s if quick else spec.timeout_s
     load_before = os.getloadavg()
+    code = commit()  # the code the benchmark started with (the tree may change while it runs)
     started_at = datetime.now(UTC)
     started = time.monotonic()
     out: list[str] = []
@@ -218,7 +219,7 @@ def run_invocation(
         "date": started_at.isoformat(timespec="seconds"),
         "machine": machine(),
         "versions": versions(),
-        "commit": commit(),
+        "commit": code,
         "loadavg": {
             "before": [round(x, 2) for x in load_before],
             "after": [round(x, 2) for x in os.getloadavg()],
