@@ -113,6 +113,9 @@ def steady(lines: list[Line], out_dir: Path) -> str | None:
     ax2 = ax.twinx()
     ax2.plot(t, [s["fds"] for s in samples], "g--", label="open fds")
     ax2.set_ylabel("open file descriptors")
+    # From zero: a flat line must look flat, not like a cliff at the scale of a few MB.
+    ax.set_ylim(0, max(s["rss_mb"] for s in samples) * 1.3)
+    ax2.set_ylim(0, max(s["fds"] for s in samples) * 1.6)
     ax.set_title("Steady state: service RSS and fds")
     fig.legend(fontsize=8, loc="lower right")
     return _save(fig, out_dir, "perf_steady.png")
