@@ -57,6 +57,14 @@ def _registry(lines: list[Line]) -> Iterator[Row]:
 
 def _ingest(lines: list[Line]) -> Iterator[Row]:
     for x in lines:
+        if x.get("mode") == "passthrough" and x.get("streaming", 0) < x.get("cameras", 0):
+            yield (
+                f"**round {x['round']}: only {x['streaming']} of {x['cameras']} sources streamed**"
+                " (the CPU figures below do not measure streaming)",
+                "",
+                "",
+                "**no**",
+            )
         if x.get("mode") == "ratio":
             yield (
                 "passthrough CPU per camera (median of rounds)",
