@@ -18,17 +18,27 @@ Line = dict[str, Any]
 Row = tuple[str, str, str, str]  # measurement, value, goal, met
 
 
-def load_latest(results_dir: Path, name: str) -> list[Line]:
-    """The lines of the newest harness run in ``<name>.jsonl`` (older, unenriched lines are skipped)."""
+def load_latest(results_dir: Path, name: str, *, successful: bool = False) -> list[Line]:
+    """The lines of the newest harness run in ``<name>.jsonl`` (older, unenriched lines are skipped);
+    with ``successful``, of the newest run that has no error line."""
     path = results_dir / f"{name}.jsonl"
     if not path.exists():
         return []
     lines = [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
     lines = [x for x in lines if "run_id" in x]
+    if successful:
+        failed = {x["run_id"] for x in lines if "error" in x}
+        lines = [x for x in lines if x["run_id"] not in failed]
     if not lines:
         return []
     latest = max(x["run_id"] for x in lines)
     return [x for x in lines if x["run_id"] == latest]
+
+
+def table(lines: list[Line], rows_of: Callable[[list[Line]], Iterator[Row]]) -> str:
+    body = ["| measurement | value | goal | met |", "|---|---|---|---|"]
+    body += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows_of(lines)]
+    return "\n".join(body) + "\n"
 
 
 def fmt(value: Any, unit: str = "") -> str:
@@ -278,11 +288,13 @@ def render(results_dir: Path, page: Path) -> str:
         latest[spec.name] = lines
         errors = [x for x in lines if "error" in x]
         if errors:
-            sections.append(f"### {title}\n\n{context_line(lines)}\n\n**Failed**: {errors[0]['error']}.\n")
+            text = f"### {title}\n\n{context_line(lines)}\n\n**Failed**: {errors[0]['error']}.\n"
+            good = load_latest(results_dir, spec.name, successful=True)
+            if good:
+                text += f"\nThe latest successful run: {context_line(good)}\n\n" + table(good, rows_of)
+            sections.append(text)
             continue
-        body = ["| measurement | value | goal | met |", "|---|---|---|---|"]
-        body += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows_of(lines)]
-        sections.append(f"### {title}\n\n{context_line(lines)}\n\n" + "\n".join(body) + "\n")
+        sections.append(f"### {title}\n\n{context_line(lines)}\n\n" + table(lines, rows_of))
     figures = plots.draw(latest, page.parent)
     any_line = next((v[0] for v in latest.values()), None)
     head = HEADER
