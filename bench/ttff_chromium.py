@@ -93,17 +93,6 @@ async ({idx, token}) => {
 }
 """
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -113,6 +102,7 @@ def percentile(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
+    from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS
     from tests.fixtures.camsim import CameraSimulator
     from tests.fixtures.service import VideohubService
 
@@ -126,7 +116,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         sync_playwright() as pw,
     ):
         token = service.admin_token
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(f"{service.base_url}/login")
