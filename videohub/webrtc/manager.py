@@ -28,6 +28,8 @@ from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
 from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
 from videohub.webrtc.offer import InvalidOffer, TrickleFragment, clean_offer, validate_offer
+from videohub.webrtc.packetizer import Packetizer
+from videohub.webrtc.sender import PassthroughSender
 from videohub.webrtc.session import SessionInfo, SessionRecord, WhepSession, session_ref
 from videohub.webrtc.source import FeedSource, FeedSubscription
 from videohub.webrtc.track import FeedTrack
@@ -63,6 +65,8 @@ class SessionManager:
         self._feeds = feeds
         self._on_end = on_session_end
         self._sessions: dict[str, WhepSession] = {}
+        # One packetizer for all sessions: each access unit is packetized once, whoever watches it.
+        self.packetizer = Packetizer()
         self._pending = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -184,6 +188,10 @@ class SessionManager:
             # The player's keyframe requests reach the sender only; passthrough cannot honour them,
             # so they are counted on the track instead of setting aiortc's unused encoder flag.
             setattr(transceiver.sender, "_send_keyframe", track.request_keyframe)  # noqa: B010
+            if PassthroughSender.supported(transceiver.sender):
+                PassthroughSender(transceiver.sender, track, self.packetizer).install()
+            else:  # another aiortc: its generic loop (slower per viewer, same stream) still works
+                log.warning("aiortc sender internals changed: using aiortc's RTP loop")
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=clean_offer(offer_sdp), type="offer"))
                 answer = await pc.createAnswer()

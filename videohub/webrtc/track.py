@@ -1,10 +1,10 @@
-"""The viewer's video track: encoded H.264 from a Feed subscription, handed to aiortc untouched.
+"""The viewer's video track: encoded H.264 access units from a Feed subscription, never decoded.
 
-aiortc's ``RTCRtpSender`` checks what ``recv()`` returns: a decoded ``Frame`` goes through its
-libx264 encoder, anything else (an ``av.Packet``) goes straight to ``H264Encoder.pack()``, which only
-splits the Annex-B access unit into NAL units and packetizes them (STAP-A/FU-A). So returning packets
-here is the whole passthrough: no decode, no re-encode, no ``MediaRelay`` (the Feed's bounded
-subscription does the fan-out).
+``PassthroughSender`` (sender.py) reads ``next_unit()``: the Feed's packet and its RTP timestamp, and
+packetizes it through the shared ``Packetizer``. ``recv()`` keeps aiortc's own contract as a
+fallback: aiortc's ``RTCRtpSender`` hands an ``av.Packet`` straight to ``H264Encoder.pack()`` (no
+decode, no re-encode). Either way there is no ``MediaRelay``: the Feed's bounded subscription does
+the fan-out.
 """
 
 from __future__ import annotations
@@ -95,7 +95,11 @@ class FeedTrack(MediaStreamTrack):
         self.keyframe_requests = 0
         self.first_sent_at: float | None = None
 
-    async def recv(self) -> av.Packet[Any]:
+    async def next_unit(self) -> tuple[Packet, int]:
+        """The next access unit and its RTP timestamp (before the sender's random offset).
+
+        Raises MediaStreamError once the track or its feed has ended.
+        """
         if self.readyState != "live":
             raise MediaStreamError
         if self._pending is not None:
@@ -115,13 +119,18 @@ class FeedTrack(MediaStreamTrack):
                 self._on_feed_end("feed_error")
                 self.stop()
                 raise MediaStreamError from None
-        out = av.Packet(packet.data)
-        out.pts = self._rtp.map(packet, self._now())
-        out.time_base = RTP_TIME_BASE
         self.bytes_sent += packet.size
         self.frames_sent += 1
         if self.first_sent_at is None:
             self.first_sent_at = self._now()
+        return packet, self._rtp.map(packet, self._now())
+
+    async def recv(self) -> av.Packet[Any]:
+        """For aiortc's own sender loop (used only where ``PassthroughSender`` cannot be installed)."""
+        packet, timestamp = await self.next_unit()
+        out = av.Packet(packet.data)
+        out.pts = timestamp
+        out.time_base = RTP_TIME_BASE
         return out
 
     def request_keyframe(self) -> None:

@@ -1,0 +1,144 @@
+"""The passthrough RTP path: shared packetizing, sender reports and NACK repair, with real aiortc players."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+import av
+import pytest
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.rtp import RtpPacket
+
+from ingest.packet import Packet
+from tests.webrtc.encoded_source import EncodedFeeds, StreamShape
+from tests.webrtc.viewer import Viewer
+from videohub.models import Camera, Streams, StreamSpec, User
+from videohub.settings.webrtc import WebRTCSettings
+from videohub.webrtc import SessionManager
+from videohub.webrtc.packetizer import Packetizer
+from videohub.webrtc.sender import PassthroughSender
+
+OPERATOR = User(username="op", role="operator")
+
+
+def camera(cid: str) -> Camera:
+    now = datetime.now(UTC)
+    return Camera(
+        id=cid,
+        name=cid,
+        line="public_security",
+        streams=Streams(main=StreamSpec(url="rtsp://127.0.0.1:8554/x")),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def unit(data: bytes) -> Packet:
+    return Packet(data=data, pts=0, time_base=Fraction(1, 90_000), keyframe=True, received=0.0)
+
+
+def test_packetizer_makes_aiortcs_payloads_once_per_access_unit() -> None:
+    # SPS + PPS (aggregated in one STAP-A) and a 5 kB IDR slice (split in FU-A fragments).
+    au = b"\x00\x00\x00\x01\x67\x42\xc0\x1f\xda" + b"\x00\x00\x01\x68\xce\x3c\x80"
+    au += b"\x00\x00\x01\x65" + bytes(range(1, 251)) * 20
+    reference = av.Packet(au)
+    reference.pts, reference.time_base = 0, Fraction(1, 90_000)
+    expected, _ = H264Encoder().pack(reference)
+    packetizer = Packetizer(max_units=2)
+    first = unit(au)
+    payloads = packetizer.payloads(first)
+    assert list(payloads) == expected and len(payloads) > 3
+    assert packetizer.payloads(first) is payloads  # the second viewer gets the same bytes
+    assert (packetizer.made, packetizer.shared) == (1, 1)
+    others = [unit(au) for _ in range(3)]
+    for other in others:
+        packetizer.payloads(other)
+    assert len(packetizer) == 2  # bounded
+    assert packetizer.payloads(first) == payloads and packetizer.made == 5  # evicted: made again
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[SessionManager]:
+    feeds = EncodedFeeds(shapes={"cam": StreamShape(profile="baseline", width=640, height=360, fps=15)})
+    m = SessionManager(WebRTCSettings(), feeds)
+    await m.start()
+    try:
+        yield m
+    finally:
+        await m.close()
+        feeds.close()
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+@pytest.mark.media
+async def test_viewers_share_packetizing_and_receive_sender_reports(manager: SessionManager) -> None:
+    viewers = [Viewer(), Viewer()]
+    try:
+        for viewer in viewers:
+            session = await manager.create(OPERATOR, camera("cam"), "main", await viewer.offer())
+            assert PassthroughSender.supported(session.sender)
+            await viewer.accept(session.answer_sdp)
+        for viewer in viewers:
+            for _ in range(10):
+                assert (await viewer.frame()).width == 640
+        # Both players decoded the same access units, packetized once.
+        assert manager.packetizer.shared > 0
+        assert manager.packetizer.made < sum(s.track.frames_sent for s in manager.live())
+
+        async def reported() -> bool:
+            # The player's view of our RTCP sender reports: packets and bytes the server sent.
+            stats = await viewers[0].pc.getReceivers()[0].getStats()
+            remote = [s for s in stats.values() if s.type == "remote-outbound-rtp"]
+            return bool(remote) and remote[0].packetsSent > 0 and remote[0].bytesSent > 0
+
+        assert await until(reported)
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+
+
+@pytest.mark.media
+async def test_packets_lost_on_the_way_are_repaired(manager: SessionManager) -> None:
+    viewer = Viewer()
+    dropped: set[int] = set()
+    repaired: set[int] = set()
+    try:
+        session = await manager.create(OPERATOR, camera("cam"), "main", await viewer.offer())
+        await viewer.accept(session.answer_sdp)
+        await viewer.frame()
+        receiver = viewer.pc.getReceivers()[0]
+        media_ssrc = session.sender._ssrc
+        original = receiver._handle_rtp_packet
+
+        async def lossy(packet: RtpPacket, arrival_time_ms: int) -> Any:
+            # The network loses every 25th media packet once; the player NACKs, the server resends.
+            if packet.ssrc == media_ssrc and packet.sequence_number % 25 == 0 and len(dropped) < 8:
+                if packet.sequence_number not in dropped and packet.sequence_number not in repaired:
+                    dropped.add(packet.sequence_number)
+                    return None
+            elif packet.ssrc == session.sender._rtx_ssrc:
+                repaired.add(int.from_bytes(packet.payload[:2], "big"))
+            return await original(packet, arrival_time_ms)
+
+        setattr(receiver, "_handle_rtp_packet", lossy)  # noqa: B010
+
+        async def all_repaired() -> bool:
+            await viewer.frame()
+            return len(dropped) >= 3 and dropped <= repaired
+
+        assert await until(all_repaired, within=30)
+    finally:
+        await viewer.close()
