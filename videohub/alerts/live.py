@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from videohub.aio import checkpoint
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.store import parse_event, text
 
@@ -79,6 +80,7 @@ class StreamFanout(Generic[T]):
         """Tail the stream from now on until cancelled."""
         last = "$"
         while True:
+            checkpoint()
             try:
                 rows = await self.redis.xread({self.stream: last}, count=100, block=1000)
             except (RedisError, OSError) as exc:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from videohub.aio import checkpoint
 from videohub.alerts.live import LiveAlerts
 from videohub.alerts.models import Alert
 from videohub.alerts.store import AlertStore, Clock, text
@@ -116,6 +117,7 @@ class AlertService:
                     log.info("alerts: trimmed %d resolved alerts", removed)
             except Exception:
                 log.exception("alerts: trimming failed")
+            checkpoint()
             await asyncio.sleep(3600)
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from videohub.aio import checkpoint
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.store import parse_event, text
 from videohub.settings.health import AlertSettings, WebhookSettings
@@ -91,6 +92,7 @@ class WebhookDelivery:
         # Events this consumer read before a restart but never got acknowledged come first.
         await self._drain("0")
         while True:
+            checkpoint()
             try:
                 await self._claim_stale()
                 rows = await self.redis.xreadgroup(
@@ -114,6 +116,7 @@ class WebhookDelivery:
     async def _drain(self, start: str) -> None:
         last = start
         while True:
+            checkpoint()
             rows = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: last}, count=50)
             entries = rows[0][1] if rows else []
             if not entries:
@@ -153,6 +156,7 @@ class WebhookDelivery:
             headers[SIGNATURE_HEADER] = sign(self.secret, body)
         delay = self.settings.webhook_backoff_initial_seconds
         while True:
+            checkpoint()
             try:
                 response = await self.client.post(
                     self.hook.url,

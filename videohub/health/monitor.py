@@ -32,13 +32,15 @@ from redis.exceptions import RedisError
 
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
+from ingest.url import with_credentials
+from videohub.aio import checkpoint
 from videohub.alerts.live import StreamFanout
 from videohub.alerts.service import AlertService
 from videohub.alerts.store import entry_field
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.keyframe import decode_keyframe
-from videohub.health.probe import ProbeResult, probe, with_credentials
+from videohub.health.probe import ProbeResult, probe
 from videohub.health.state import AlertKind, Observed, StreamHealth, Transition
 from videohub.models import Camera
 from videohub.registry import CameraRegistry
@@ -167,6 +169,7 @@ class HealthMonitor:
 
     async def _registry_loop(self) -> None:
         while True:
+            checkpoint()
             try:
                 async for change in self.registry.changes():
                     camera = await self.registry.get(change.id) if change.op == "put" else None
@@ -174,6 +177,7 @@ class HealthMonitor:
                         await self.untrack(change.id)
                     else:
                         self.track(camera)
+                    checkpoint()
             except (RedisError, OSError) as exc:
                 # Redis restarting: resubscribe and reload, so no change is missed for long.
                 log.warning("health: registry change feed failed (%s); resubscribing", type(exc).__name__)
@@ -363,6 +367,7 @@ class HealthMonitor:
         slots = asyncio.Semaphore(self.settings.probe_concurrency)
         async with asyncio.TaskGroup() as tg:
             while True:
+                checkpoint()  # the wait_for below may swallow a cancel on 3.11 (see videohub.aio)
                 now = self.clock()
                 if not self._probe_heap:
                     self._probe_wakeup.clear()
@@ -410,6 +415,7 @@ class HealthMonitor:
                 await step()
             except Exception:
                 log.exception("health %s failed", name)
+            checkpoint()
             await asyncio.sleep(seconds)
 
     async def _trim(self) -> None:

@@ -8,7 +8,6 @@ tasks and stops them (in reverse order) when the lifespan's exit stack unwinds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
@@ -16,6 +15,7 @@ from typing import Any
 
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
+from videohub.aio import cancel_and_wait
 from videohub.alerts.service import AlertService
 from videohub.health.monitor import HealthMonitor
 from videohub.services import Services
@@ -78,9 +78,7 @@ def _spawn(coro: Coroutine[Any, Any, None], name: str, stack: AsyncExitStack) ->
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def health_startup(svc: Services, stack: AsyncExitStack) -> None:

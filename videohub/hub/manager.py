@@ -11,7 +11,6 @@ net. Credentials are read from the registry each time a source starts and never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ingest.reconnect import BackoffPolicy, State, Transition
 from ingest.source import Login, Source, SourceOptions
 from ingest.stats import StatsSnapshot
 from ingest.url import redact
+from videohub.aio import cancel_and_wait, checkpoint
 from videohub.errors import NotFound, Unavailable
 from videohub.hub.feed import Feed, FeedClosed, FeedInfo, Subscription
 from videohub.hub.snapshot import NoPicture, SnapshotCache
@@ -144,11 +144,7 @@ class FeedManager:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(cancel_and_wait(task) for task in self._tasks))
         sources: list[Source] = []
         for entry in self._cameras.values():
             for runner in entry.runners.values():
@@ -169,9 +165,11 @@ class FeedManager:
 
     async def _follow(self) -> None:
         while True:
+            checkpoint()
             try:
                 async for change in self._registry.changes():
                     await self.apply(change.id)
+                    checkpoint()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarting: resubscribe, the resync covers the gap
@@ -183,6 +181,7 @@ class FeedManager:
             await asyncio.sleep(self.settings.resync_interval)
             try:
                 await self._resync()
+                checkpoint()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
