@@ -23,6 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from videohub.aio import checkpoint
 from videohub.models import User
 from videohub.policy import can_see_line
 from videohub.services import Services
@@ -154,6 +155,7 @@ class LiveConnection:
 
     async def _wall_loop(self, pubsub: PubSub) -> None:
         while True:
+            checkpoint()
             try:
                 message = await pubsub.get_message(timeout=5.0)
             except (RedisError, OSError) as exc:
@@ -192,6 +194,7 @@ class LiveConnection:
 
     async def _token_loop(self) -> None:
         while True:
+            checkpoint()
             await asyncio.sleep(TOKEN_CHECK_SECONDS)
             if await self.svc.users.user_for_token(self.token) is None:
                 with contextlib.suppress(RuntimeError, WebSocketDisconnect):
