@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 WIDTH, HEIGHT, FPS, GOP, BITRATE, CLIP_SECONDS = 1280, 720, 25, 50, 2_000_000, 4
-PER_PROCESS = 10
+PER_PROCESS = 25
 TB = Fraction(1, 90_000)
 
 
@@ -120,10 +121,15 @@ class ReplayFeed:
             await asyncio.sleep(max(0.0, start + i / FPS - time.monotonic()))
 
 
-async def serve() -> None:
+async def serve(sender: str) -> None:
     from videohub.models import Camera, Streams, StreamSpec, User
     from videohub.settings.webrtc import WebRTCSettings
     from videohub.webrtc.manager import SessionManager
+    from videohub.webrtc.sender import PassthroughSender
+
+    if sender == "aiortc":  # the comparison: aiortc's RTCRtpSender loop, packetizing per viewer
+        setattr(PassthroughSender, "supported", staticmethod(lambda _sender: False))  # noqa: B010
+        logging.getLogger("videohub.webrtc.manager").setLevel(logging.ERROR)
 
     feed = ReplayFeed(await asyncio.to_thread(encode_clip))
     now = datetime.now(UTC)
@@ -155,39 +161,144 @@ async def serve() -> None:
         await manager.close()
 
 
-# ---- viewer process ---------------------------------------------------------------------------
+# ---- viewer processes -------------------------------------------------------------------------
 
 
-class _CountingDecoder:
-    frames = 0
+@dataclass
+class HeaderCount:
+    """What a counting viewer learns from the clear RTP header of each SRTP packet it receives."""
 
-    def decode(self, encoded_frame: Any) -> list[Any]:
-        _CountingDecoder.frames += 1
-        return []
+    frames: int = 0  # packets with the marker bit: the last packet of each access unit
+    packets: int = 0
+    octets: int = 0
+    ssrc: int | None = None
+    cycles: int = 0
+    max_seq: int | None = None
+
+    def add(self, data: bytes) -> None:
+        self.packets += 1
+        self.octets += len(data)
+        if data[1] & 0x80:
+            self.frames += 1
+        seq = int.from_bytes(data[2:4], "big")
+        if self.max_seq is None:
+            self.ssrc = int.from_bytes(data[8:12], "big")
+            self.max_seq = seq
+        elif 0 < (seq - self.max_seq) & 0xFFFF < 0x8000:
+            if seq < self.max_seq:
+                self.cycles += 1 << 16
+            self.max_seq = seq
+
+    @property
+    def highest(self) -> int:
+        return self.cycles + (self.max_seq or 0)
 
 
-async def view(count: int) -> None:
-    import aiortc.rtcrtpreceiver as receiver_module
+def count_rtp_from_headers() -> dict[int, HeaderCount]:
+    """Make this process's aiortc peers count media from RTP headers instead of receiving it.
+
+    SRTP encrypts the payload only, so marker bit, sequence number, SSRC and size are readable without
+    the key. Media datagrams are counted where aioice receives them and go no further (no SRTP
+    unprotect, jitter buffer, depacketizing or decoding); STUN, DTLS and RTCP take aiortc's normal
+    path, so ICE consent, DTLS-SRTP keys and the server's sender reports stay real.
+    """
+    from aioice.ice import StunProtocol
+
+    counts: dict[int, HeaderCount] = {}
+    original = StunProtocol.datagram_received
+
+    def datagram_received(self: Any, data: bytes, addr: Any) -> None:
+        # RTP per RFC 5761/7983: first byte 128..191, second byte not an RTCP packet type (192..223).
+        if len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 224:
+            count = counts.get(id(self.receiver))
+            if count is not None:
+                count.add(data)
+                return
+        original(self, data, addr)
+
+    setattr(StunProtocol, "datagram_received", datagram_received)  # noqa: B010
+    return counts
+
+
+async def send_receiver_reports(dtls: Any, count: HeaderCount) -> None:
+    """About once a second, what an aiortc or browser receiver sends: an RTCP receiver report.
+
+    The server judges liveness from the player's RTCP (``WhepSession.check_alive``), and a viewer that
+    never reported would be ended as vanished.
+    """
+    import random
+
+    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket
+
+    own = random.getrandbits(32)
+    while True:
+        await asyncio.sleep(0.5 + random.random())
+        if count.ssrc is None:
+            continue
+        info = RtcpReceiverInfo(
+            ssrc=count.ssrc,
+            fraction_lost=0,
+            packets_lost=0,
+            highest_sequence=count.highest,
+            jitter=0,
+            lsr=0,
+            dlsr=0,
+        )
+        try:
+            await dtls._send_rtp(bytes(RtcpRrPacket(ssrc=own, reports=[info])))
+        except ConnectionError:
+            return
+
+
+async def view(count: int, decode: bool) -> None:
+    """``count`` real aiortc peers (ICE, DTLS-SRTP, RTCP with the server over WHEP-style offer/answer).
+
+    ``--decode``: aiortc's full receiver (SRTP, jitter buffer, H.264 decoding); frames are decoded
+    pictures. Otherwise headers are counted (``count_rtp_from_headers``); frames are marker bits.
+    """
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamTrack
 
-    # The viewer's decoding is not the server's cost: count frames instead of decoding them.
-    setattr(receiver_module, "get_decoder", lambda codec: _CountingDecoder())  # noqa: B010
+    counts = {} if decode else count_rtp_from_headers()
     loop = asyncio.get_running_loop()
     pcs = []
+    decoded = [0] * count
+    tasks: list[asyncio.Task[None]] = []
+
+    async def consume(i: int, track: MediaStreamTrack) -> None:
+        while True:
+            await track.recv()
+            decoded[i] += 1
+
     for i in range(count):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.addTransceiver("video", direction="recvonly")
+        if decode:
+            pc.on("track", lambda track, i=i: tasks.append(asyncio.create_task(consume(i, track))))
         await pc.setLocalDescription(await pc.createOffer())
         pcs.append(pc)
         print(json.dumps({"id": i, "offer": pc.localDescription.sdp}), flush=True)
+    header_counts: list[HeaderCount] = []
     for _ in range(count):
         reply = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
-        await pcs[reply["id"]].setRemoteDescription(RTCSessionDescription(sdp=reply["answer"], type="answer"))
+        pc = pcs[reply["id"]]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["answer"], type="answer"))
+        if not decode:
+            dtls = pc.getTransceivers()[0].receiver.transport
+            counts[id(dtls.transport._connection)] = c = HeaderCount()
+            header_counts.append(c)
+            tasks.append(asyncio.create_task(send_receiver_reports(dtls, c)))
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:
             break
-        print(json.dumps({"frames": _CountingDecoder.frames}), flush=True)
+        if decode:
+            print(json.dumps({"frames": decoded, "bytes": [0] * count}), flush=True)
+        else:
+            frames = [c.frames for c in header_counts]
+            print(json.dumps({"frames": frames, "bytes": [c.octets for c in header_counts]}), flush=True)
+    for task in tasks:
+        task.cancel()
     for pc in pcs:
         await pc.close()
 
@@ -242,20 +353,58 @@ async def spawn(*args: str, nice: bool = False) -> Proc:
     return Proc(proc)
 
 
+@dataclass
+class Viewers:
+    """The viewer processes: the first holds the one decoding viewer, the others counting viewers."""
+
+    procs: list[Proc]
+
+    async def counts(self) -> list[tuple[list[int], list[int]]]:
+        out = []
+        for v in self.procs:
+            await v.send({})
+            reply = await v.recv()
+            out.append((reply["frames"], reply["bytes"]))
+        return out
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(v.proc.pid) for v in self.procs)
+
+
+async def add_viewers(server: Proc, n: int, decode: bool) -> Proc:
+    args = ["view", "--count", str(n), *(["--decode"] if decode else [])]
+    viewer = await spawn(*args, nice=True)
+    offers = [await viewer.recv() for _ in range(n)]
+    for offer in offers:
+        await server.send({"id": offer["id"], "offer": offer["offer"]})
+        await viewer.send(await server.recv())
+    return viewer
+
+
+async def all_flowing(viewers: Viewers, within: float = 90.0) -> bool:
+    """Wait until every viewer has received frames (ICE and DTLS done), before the warm-up."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(f > 0 for frames, _ in await viewers.counts() for f in frames):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 async def measure(server: Proc, window: float) -> float:
     before, t0 = cpu_seconds(server.proc.pid), time.monotonic()
     await asyncio.sleep(window)
     return 100.0 * (cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
 
 
-async def drive(levels: list[int], window: float, warmup: float) -> list[str]:
-    server = await spawn("serve")
-    viewers: list[Proc] = []
+async def drive(levels: list[int], window: float, warmup: float, sender: str) -> list[str]:
+    server = await spawn("serve", "--sender", sender)
+    viewers = Viewers([])
     lines: list[str] = []
     try:
         ready = await server.recv(timeout=300)
         idle = await measure(server, window)
-        base = {"bench": "fanout_cpu", "width": WIDTH, "height": HEIGHT, "fps": FPS}
+        base = {"bench": "fanout_cpu", "width": WIDTH, "height": HEIGHT, "fps": FPS, "sender": sender}
         base["feed_bitrate"] = ready["bitrate"]
         first = {**base, "viewers": 0, "server_cpu_pct": round(idle, 2)}
         lines.append(json.dumps(first))
@@ -263,24 +412,23 @@ async def drive(levels: list[int], window: float, warmup: float) -> list[str]:
         total = 0
         for level in levels:
             while total < level:
-                n = min(PER_PROCESS, level - total)
-                viewer = await spawn("view", "--count", str(n), nice=True)
-                offers = [await viewer.recv() for _ in range(n)]
-                for offer in offers:
-                    await server.send({"id": offer["id"], "offer": offer["offer"]})
-                    await viewer.send(await server.recv())
-                viewers.append(viewer)
+                decode = total == 0  # the first viewer decodes: proof that the stream really plays
+                n = 1 if decode else min(PER_PROCESS, level - total)
+                viewers.procs.append(await add_viewers(server, n, decode))
                 total += n
+            flowing = await all_flowing(viewers)
             await asyncio.sleep(warmup)
-            counts = []
-            for v in viewers:
-                await v.send({})
-                counts.append((await v.recv())["frames"])
+            before = await viewers.counts()
+            viewers_cpu = viewers.cpu_seconds()
             cpu = await measure(server, window)
-            received = 0
-            for v, before in zip(viewers, counts, strict=True):
-                await v.send({})
-                received += (await v.recv())["frames"] - before
+            viewers_cpu = viewers.cpu_seconds() - viewers_cpu
+            after = await viewers.counts()
+            fps: list[float] = []
+            kbits: list[float] = []
+            for (f0, b0), (f1, b1) in zip(before, after, strict=True):
+                fps += [(b - a) / window for a, b in zip(f0, f1, strict=True)]
+                kbits += [(b - a) * 8 / window / 1000 for a, b in zip(b0, b1, strict=True)]
+            decoded_fps, counted = fps[0], fps[1:]
             result = {
                 **base,
                 "viewers": level,
@@ -288,15 +436,21 @@ async def drive(levels: list[int], window: float, warmup: float) -> list[str]:
                 "server_cpu_pct": round(cpu, 2),
                 "per_viewer_cpu_pct": round((cpu - idle) / level, 3),
                 "goal_per_viewer_pct": 1.0,
-                "frames_received_per_viewer_per_s": round(received / level / window, 1),
-                # Viewers far below the feed's frame rate mean the machine is saturated (the viewers
-                # share it): the CPU figure then understates the server's real cost.
-                "valid": received / level / window >= 0.9 * FPS,
+                "frames_received_per_viewer_per_s": round(sum(fps) / level, 1),
+                "min_viewer_fps": round(min(fps), 1),
+                "decoding_viewer_fps": round(decoded_fps, 1),
+                "counting_viewers": len(counted),
+                "kbit_s_per_counting_viewer": round(sum(kbits[1:]) / len(counted)) if counted else None,
+                "viewer_processes": len(viewers.procs),
+                "viewers_cpu_pct": round(100.0 * viewers_cpu / window, 1),
+                # Any viewer (or the decoding one) short of the feed's frame rate means the machine or the
+                # server could not keep up: the CPU figure would then understate the server's real cost.
+                "valid": flowing and min(fps) >= 0.9 * FPS,
             }
             lines.append(json.dumps(result))
             print(lines[-1], flush=True)
     finally:
-        for v in viewers:
+        for v in viewers.procs:
             await v.stop()
         await server.stop()
     return lines
@@ -308,18 +462,25 @@ def main() -> None:
     )
     parser.add_argument("role", nargs="?", default="drive", choices=["drive", "serve", "view"])
     parser.add_argument("--count", type=int, default=PER_PROCESS)
+    parser.add_argument("--decode", action="store_true", help="view: decode (aiortc's full receiver)")
     parser.add_argument("--levels", default="1,10,50,100")
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--sender",
+        choices=["passthrough", "aiortc"],
+        default="passthrough",
+        help="the server's RTP loop: videohub's PassthroughSender, or aiortc's own (for comparison)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.role == "serve":
-        asyncio.run(serve())
+        asyncio.run(serve(args.sender))
     elif args.role == "view":
-        asyncio.run(view(args.count))
+        asyncio.run(view(args.count, args.decode))
     else:
         levels = sorted(int(x) for x in args.levels.split(","))
-        lines = asyncio.run(drive(levels, args.window, args.warmup))
+        lines = asyncio.run(drive(levels, args.window, args.warmup, args.sender))
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text("\n".join(lines) + "\n")

@@ -2,7 +2,9 @@
 
 manager.SessionManager   owns live sessions, ends them, reports each to the audit hook
 session.WhepSession      one player: RTCPeerConnection + FeedTrack + Feed subscription
-track.FeedTrack          returns av.Packet from recv(), so aiortc only packetizes
+track.FeedTrack          access units and their RTP timestamps from a Feed subscription
+sender.PassthroughSender the per-viewer RTP loop: shared payloads, header, SRTP, sendto; NACK history
+packetizer.Packetizer    H.264 RTP payloads made once per access unit, shared by every viewer
 h264                     profile from the SPS, codec preferences, aiortc codec table entries
 offer                    offer checks, mDNS candidate removal, trickle fragments
 """

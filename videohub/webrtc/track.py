@@ -30,6 +30,16 @@ CLOCK_RATE = 90_000
 RTP_TIME_BASE = Fraction(1, CLOCK_RATE)
 
 
+def to_rtp_ticks(pts: int, time_base: Fraction) -> int:
+    """``int(pts * time_base * 90000)`` in integer arithmetic (Fraction math, per frame and viewer,
+    showed up in the fan-out profile)."""
+    if time_base.numerator == 1 and time_base.denominator == CLOCK_RATE:
+        return pts
+    ticks = pts * time_base.numerator * CLOCK_RATE
+    quotient = abs(ticks) // time_base.denominator
+    return quotient if ticks >= 0 else -quotient
+
+
 class RtpClock:
     """Maps one viewer's packets onto the 90 kHz RTP clock.
 
@@ -51,7 +61,7 @@ class RtpClock:
         self._last_received = 0.0
 
     def map(self, packet: Packet, now: float) -> int:
-        pts = None if packet.pts is None else int(packet.pts * packet.time_base * CLOCK_RATE)
+        pts = None if packet.pts is None else to_rtp_ticks(packet.pts, packet.time_base)
         if self._ts is None:
             ts = 0
         else:
