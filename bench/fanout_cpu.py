@@ -1,16 +1,27 @@
 """Server CPU per WHEP viewer track at 1, 10, 50 and 100 viewers of one 720p ~2 Mbit/s feed.
 
-    .venv/bin/python bench/fanout_cpu.py [--levels 1,10,50,100] [--window 8] [--out FILE]
+    .venv/bin/python bench/fanout_cpu.py [--levels 1,10,50,100] [--window 8] [--sender passthrough|aiortc]
 
 Three kinds of process, so that only the server's work is measured:
-- the server: the real ``SessionManager`` (passthrough track, aiortc packetizing, SRTP, UDP) fed by a
-  replay of a pre-encoded clip (encoding happens once, before measuring, so the feed costs ~nothing);
-- viewer processes (10 players each, niced): real aiortc peers doing ICE, DTLS-SRTP and RTCP, with
-  decoding switched off (decoding 100 × 720p would swamp the machine and is not the server's cost);
-- this driver: relays offers and answers, reads the server's CPU time from /proc.
+- the server: the real ``SessionManager`` (videohub's ``PassthroughSender``: payloads packetized once
+  per access unit and shared, per viewer only RTP header, SRTP and UDP; ``--sender aiortc`` runs
+  aiortc's own ``RTCRtpSender`` loop instead, for comparison) fed by a replay of a pre-encoded clip
+  (encoding happens once, before measuring, so the feed costs ~nothing);
+- viewer processes (niced), all real aiortc peers negotiating ICE, DTLS-SRTP and RTCP with the server
+  through the same offer/answer as WHEP. The first viewer decodes every frame with aiortc's full
+  receiver (SRTP, jitter buffer, H.264 decoder): the proof that the stream really plays. The others
+  (up to 25 per process) count the stream from the RTP headers, which SRTP leaves in clear (marker
+  bit = end of a frame, sizes, sequence numbers), without unprotecting, depacketizing or decoding,
+  and send an RTCP receiver report about once a second as a player does. Until 2026-11-26 every
+  viewer ran aiortc's receiver (without decoding); at 50 and 100 viewers those processes saturated
+  the 2 cores and starved the server, so those levels were invalid;
+- this driver: relays offers and answers, reads the server's and viewers' CPU time from /proc.
 
-Prints one JSON object per level: server CPU % of one core, its increase per viewer over the idle
-server, and the frames the viewers received (proves the video really flowed).
+Prints one JSON object per level: the server process's CPU (% of one core, from /proc utime+stime),
+its increase per viewer over the idle server (feed running, no viewer), the frames each viewer
+received per second (mean, minimum, and the decoding viewer's decoded pictures), and the viewers'
+own CPU. ``valid`` is false when any viewer got fewer than 90 % of the feed's frames (the machine or
+the server did not keep up, so the CPU figure would understate the real cost).
 """
 
 from __future__ import annotations
