@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from ingest.url import with_credentials
 from tests.fixtures.camsim import CameraSimulator
 from videohub.health.diagnosis import PictureDiagnoser
-from videohub.health.probe import probe_async, with_credentials
+from videohub.health.probe import probe, probe_async
 
 pytestmark = pytest.mark.media
 
@@ -32,6 +36,13 @@ async def test_probe_reasons_for_unreachable_cameras(camsim: CameraSimulator) ->
     assert (await probe_async(url, give_up_after=10)).ok
 
 
-def test_credentials_are_put_into_the_url_escaped() -> None:
-    assert with_credentials("rtsp://h:554/a", "u", "p@ss:w") == "rtsp://u:p%40ss%3Aw@h:554/a"
-    assert with_credentials("rtsp://h/a", None, None) == "rtsp://h/a"
+def test_many_cameras_behind_one_mount_probed_at_once_all_get_a_keyframe(
+    camsim_factory: Callable[..., CameraSimulator],
+) -> None:
+    # As in the probe cycle: distinct camera URLs sharing one encoder, probed many at a time.
+    sim = camsim_factory(preset="none", mounts=["nvr:profile=baseline,width=320,height=180,fps=10,gop=1"])
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda i: probe(sim.rtsp_url("nvr", {"cam": i}), timeout=10), range(200)))
+    assert [r.error for r in results if not r.ok] == []
+    assert all(r.width == 320 and r.frame is not None and r.frame.shape[1] == 160 for r in results)
+    assert sim.alive

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -26,72 +25,11 @@ from tests.fixtures.camsim import (
     CameraSimulatorError,
     rtsp_describe,
 )
+from tests.tools.rtsp_clients import OPTS, Reader, start_reader, wait_until
 
 pytestmark = pytest.mark.media
 
-# A short stream analysis: parameter sets come with the SDP, and the tests stay fast.
-OPTS = {"rtsp_transport": "tcp", "analyzeduration": "300000"}
 Gray = npt.NDArray[np.uint8]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
-class Reader(threading.Thread):
-    """A camera client in a thread (PyAV blocks): counts video packets and records how it ended."""
-
-    def __init__(self, url: str, read_timeout: float = 8.0) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.read_timeout = read_timeout
-        self.packets = 0
-        self.outcome = ""
-        self.ended = threading.Event()
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        try:
-            with av.open(self.url, options=OPTS, timeout=(10.0, self.read_timeout)) as container:
-                for packet in container.demux(video=0):
-                    if packet.size:
-                        self.packets += 1
-                    if self._halt.is_set():
-                        break
-            self.outcome = "eof"
-        except av.FFmpegError as exc:
-            self.outcome = f"error: {exc}"
-        finally:
-            self.ended.set()
-
-    def halt(self) -> None:
-        self._halt.set()
-
-    def close(self) -> None:
-        self._halt.set()
-        self.join(timeout=self.read_timeout + 5)
-
-
-@pytest.fixture
-def readers() -> Iterator[list[Reader]]:
-    started: list[Reader] = []
-    yield started
-    for reader in started:
-        reader.halt()
-    for reader in started:
-        reader.close()
-
-
-def start_reader(readers: list[Reader], url: str) -> Reader:
-    reader = Reader(url)
-    reader.start()
-    readers.append(reader)
-    return reader
 
 
 def grab_frames(url: str, count: int) -> list[npt.NDArray[np.uint8]]:

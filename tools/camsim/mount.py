@@ -6,8 +6,10 @@ from typing import Any
 
 import gi
 
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GstRtspServer  # noqa: E402
+from gi.repository import Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 from camsim import auth, pipeline  # noqa: E402
 from camsim.spec import MountSpec  # noqa: E402
@@ -26,12 +28,19 @@ class _SharedFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
 
 
 class Mount:
-    """A camera: owns its shared media factory and the state every media pipeline must follow.
+    """A camera: owns its shared media factory, the media it holds, and the state every pipeline follows.
 
-    The factory is shared, so all clients of the mount watch one encoder (like a real camera). When
-    the last client leaves, gst-rtsp-server drops the media and the next client gets a fresh pipeline;
-    `_on_media_configure` re-applies the current pattern and stall state to it. Methods run on the
-    GLib main loop thread only.
+    The factory is shared, so all clients of the mount watch one encoder (like a real camera). While
+    the mount runs, the simulator itself holds that media prepared (`hold`), so clients coming and
+    going never prepare or tear it down. Without the hold, gst-rtsp-server unprepared the media when
+    its last client left and built a new one for the next; under rapid connect/close (a probe cycle:
+    hundreds of sessions a second on one mount, each PLAY with a Range as FFmpeg sends it) a PLAY
+    met a media in the middle of that and the server aborted (`gst_rtsp_media_get_rates: assertion
+    failed`, gst-rtsp-server 1.22; a burst of 8 bare RTSP sessions was enough), and a mount stopped
+    and started a few times answered 5XX. A held media that was played keeps encoding when its
+    last client leaves, so the server renews idle ones (`CameraServer._renew_idle`): an unwatched
+    mount costs no CPU. `_on_media_configure` applies the current pattern and stall state to every
+    new pipeline. Methods run on the GLib main loop thread only.
     """
 
     def __init__(self, spec: MountSpec) -> None:
@@ -40,6 +49,10 @@ class Mount:
         self.stalled = False
         self.running = False
         self.medias: list[Any] = []
+        self.held: Any = None
+        self.played = False
+        """Whether a client has played the held media (its encoder then runs until renewed)."""
+        """The media this mount keeps prepared while it runs (None while stopped)."""
         self.factory = _SharedFactory()
         self.factory.set_launch(pipeline.launch_line(spec))
         self.factory.set_shared(True)
@@ -62,6 +75,37 @@ class Mount:
     def _on_unprepared(self, media: Any) -> None:
         if media in self.medias:
             self.medias.remove(media)
+
+    def hold(self, server: Any) -> None:
+        """Build (or join) the mount's shared media and keep it prepared until `release`.
+
+        The media's prepare count is what gst-rtsp-server uses to tell whether anyone still needs
+        the media; ours keeps it above zero, so clients leaving never unprepare it.
+        """
+        if self.held is not None:
+            return
+        _result, url = GstRtsp.RTSPUrl.parse(f"rtsp://127.0.0.1{self.path}")
+        media = self.factory.construct(url)
+        if media is None:
+            raise RuntimeError(f"mount {self.spec.name}: no media")
+        thread = server.get_thread_pool().get_thread(
+            GstRtspServer.RTSPThreadType.MEDIA, GstRtspServer.RTSPContext()
+        )
+        if not media.prepare(thread):
+            raise RuntimeError(f"mount {self.spec.name}: media did not prepare")
+        media.connect("new-state", self._on_new_state)
+        self.held = media
+        self.played = False
+
+    def _on_new_state(self, _media: Any, state: int) -> None:
+        if state == Gst.State.PLAYING:
+            self.played = True
+
+    def release(self) -> None:
+        """Drop the hold: the media is unprepared once its last client (if any) has left too."""
+        media, self.held = self.held, None
+        if media is not None:
+            media.unprepare()
 
     def set_pattern(self, pattern: str) -> None:
         self.pattern = pattern

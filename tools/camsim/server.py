@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import gi
@@ -9,6 +10,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, GstRtspServer  # noqa: E402
+
+_IDLE_CHECK_SECONDS = 2
 
 from camsim.auth import PerMountAuth  # noqa: E402
 from camsim.mount import Mount  # noqa: E402
@@ -32,6 +35,9 @@ class _Listener:
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address(host)
         self.server.set_service(str(port))
+        # gst-rtsp-server listens with a backlog of 5: a burst of probes (128 connecting at once)
+        # overflowed it and the dropped SYNs were retried after 1, 3, 7 s, past a probe's timeout.
+        self.server.set_backlog(1024)
         if auth is not None:
             self.server.set_auth(auth)
         self.host = host
@@ -60,13 +66,9 @@ class _Listener:
             self.source_id = None
         self.server.client_filter(lambda _s, _c, *_a: _FILTER.REMOVE, None)
 
-    def kick(self, medias: list[Any]) -> int:
-        """Close every client connection watching one of `medias` and remove their sessions.
-
-        Closing the connection gives interleaved (TCP) readers an EOF at once; removing the sessions
-        stops UDP streams too, which would otherwise run until the session timeout.
-        """
-        doomed: set[str] = set()
+    def sessions_of(self, medias: list[Any]) -> set[str]:
+        """Ids of the RTSP sessions that have one of `medias` set up."""
+        found: set[str] = set()
 
         def session_filter(_pool: Any, session: Any, *_a: Any) -> Any:
             hit = False
@@ -79,11 +81,19 @@ class _Listener:
 
             session.filter(media_filter, None)
             if hit:
-                doomed.add(session.get_sessionid())
+                found.add(session.get_sessionid())
             return _FILTER.KEEP
 
-        pool = self.server.get_session_pool()
-        pool.filter(session_filter, None)
+        self.server.get_session_pool().filter(session_filter, None)
+        return found
+
+    def kick(self, medias: list[Any]) -> int:
+        """Close every client connection watching one of `medias` and remove their sessions.
+
+        Closing the connection gives interleaved (TCP) readers an EOF at once; removing the sessions
+        stops UDP streams too, which would otherwise run until the session timeout.
+        """
+        doomed = self.sessions_of(medias)
         if not doomed:
             return 0
         closed = 0
@@ -103,6 +113,7 @@ class _Listener:
             return _FILTER.KEEP
 
         self.server.client_filter(client_filter, None)
+        pool = self.server.get_session_pool()
         pool.filter(lambda _p, s, *_a: _FILTER.REMOVE if s.get_sessionid() in doomed else _FILTER.KEEP, None)
         return closed
 
@@ -119,6 +130,26 @@ class CameraServer:
         self.open = _Listener(host, port)
         self.auth = _Listener(host, auth_port, PerMountAuth(user, password, self._scheme_of))
         self.auth_user = user
+        GLib.timeout_add_seconds(_IDLE_CHECK_SECONDS, self._renew_idle)
+
+    def _renew_idle(self) -> bool:
+        """Give every mount whose encoder runs for nobody a fresh, idle media.
+
+        Once played, a held media keeps encoding after its last client has left (the hold keeps
+        it prepared). A renewed one costs no CPU until the next client, as an unheld media did.
+        """
+        for mount in self.mounts.values():
+            if not (mount.running and mount.played):
+                continue
+            listener = self._listener(mount)
+            if listener.sessions_of([mount.held]):
+                continue
+            mount.release()
+            try:
+                mount.hold(listener.server)
+            except RuntimeError as exc:
+                print(f"camsim: {exc}", file=sys.stderr, flush=True)
+        return True  # GLib.SOURCE_CONTINUE
 
     def _scheme_of(self, name: str) -> str:
         mount = self.mounts.get(name)
@@ -151,7 +182,12 @@ class CameraServer:
     def start_mount(self, name: str) -> dict[str, Any]:
         mount = self._get(name)
         if not mount.running:
-            self._listener(mount).server.get_mount_points().add_factory(mount.path, mount.factory)
+            listener = self._listener(mount)
+            try:
+                mount.hold(listener.server)
+            except RuntimeError as exc:
+                raise MountError(500, str(exc)) from exc
+            listener.server.get_mount_points().add_factory(mount.path, mount.factory)
             mount.running = True
         return self.describe_mount(mount)
 
@@ -163,6 +199,7 @@ class CameraServer:
             listener.server.get_mount_points().remove_factory(mount.path)
             mount.running = False
         kicked = listener.kick(list(mount.medias))
+        mount.release()
         return self.describe_mount(mount) | {"disconnected": kicked}
 
     def stall(self, name: str, stalled: bool) -> dict[str, Any]:
