@@ -18,10 +18,11 @@ Three kinds of process, so that only the server's work is measured:
 - this driver: relays offers and answers, reads the server's and viewers' CPU time from /proc.
 
 Prints one JSON object per level: the server process's CPU (% of one core, from /proc utime+stime),
-its increase per viewer over the idle server (feed running, no viewer), the frames each viewer
-received per second (mean, minimum, and the decoding viewer's decoded pictures), and the viewers'
-own CPU. ``valid`` is false when any viewer got fewer than 90 % of the feed's frames (the machine or
-the server did not keep up, so the CPU figure would understate the real cost).
+its increase per viewer over the idle server (feed running, no viewer) and per viewer added since
+the previous level (the marginal cost, without the feed-wide share the first viewer carries), the
+frames each viewer received per second (mean, minimum, and the decoding viewer's decoded pictures),
+and the viewers' own CPU. ``valid`` is false when any viewer got fewer than 90 % of the feed's
+frames (the machine or the server did not keep up, so the CPU figure would understate the real cost).
 """
 
 from __future__ import annotations
@@ -420,7 +421,8 @@ async def drive(levels: list[int], window: float, warmup: float, sender: str) ->
         first = {**base, "viewers": 0, "server_cpu_pct": round(idle, 2)}
         lines.append(json.dumps(first))
         print(lines[-1], flush=True)
-        total = 0
+        total = prev_level = 0
+        prev_cpu = idle
         for level in levels:
             while total < level:
                 decode = total == 0  # the first viewer decodes: proof that the stream really plays
@@ -446,6 +448,9 @@ async def drive(levels: list[int], window: float, warmup: float, sender: str) ->
                 "window_s": window,
                 "server_cpu_pct": round(cpu, 2),
                 "per_viewer_cpu_pct": round((cpu - idle) / level, 3),
+                # The slope from the previous level: what each added viewer cost, without the
+                # feed-wide work (packetizing each access unit once) that the first viewer carries.
+                "marginal_cpu_pct_per_added_viewer": round((cpu - prev_cpu) / (level - prev_level), 3),
                 "goal_per_viewer_pct": 1.0,
                 "frames_received_per_viewer_per_s": round(sum(fps) / level, 1),
                 "min_viewer_fps": round(min(fps), 1),
@@ -460,6 +465,7 @@ async def drive(levels: list[int], window: float, warmup: float, sender: str) ->
             }
             lines.append(json.dumps(result))
             print(lines[-1], flush=True)
+            prev_level, prev_cpu = level, cpu
     finally:
         for v in viewers.procs:
             await v.stop()
