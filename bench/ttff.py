@@ -3,13 +3,14 @@
     .venv/bin/python bench/ttff.py [--runs 20] [--gop 4] [--out FILE]
 
 The real path end to end: the camera simulator (gst-rtsp-server, one mount with a 4 s GOP) → ingest →
-Feed hub (GOP cache) → WHEP (the app over ASGI, embedded Valkey) → an aiortc player that decodes.
+Feed hub (GOP cache) → WHEP (a real `videohub serve` process over HTTP, embedded Valkey) → an aiortc
+player that decodes.
 - warm: the camera's feed is already running (another viewer holds it), so a new viewer starts from
   the GOP cache and does not wait for the camera's next keyframe (goal: p95 ≤ 300 ms);
 - cold: an on-demand camera nobody watches: RTSP connect, probe, then the camera's next keyframe.
 
 Prints one JSON object per mode (p50/p95/max in ms) after one per run. Chromium's number is measured
-by the web UI's end-to-end suite, not here.
+by `bench/ttff_chromium.py`.
 """
 
 from __future__ import annotations
@@ -38,33 +39,22 @@ async def run(runs: int, gop: float, fps: int, width: int, height: int) -> list[
     import httpx
 
     from tests.fixtures.camsim import CameraSimulator
+    from tests.fixtures.service import VideohubService
     from tests.webrtc.viewer import Viewer
-    from videohub.api import sessions as sessions_api
-    from videohub.api import whep as whep_api
-    from videohub.app import build_app
-    from videohub.hub.startup import hub_startup
-    from videohub.settings import load_settings
-    from videohub.store import Store
-    from videohub.webrtc.startup import whep_startup
 
     mount = f"ttff:profile=high,width={width},height={height},fps={fps},gop={gop}"
     sim = await asyncio.to_thread(CameraSimulator, preset="none", mounts=[mount])
-    data = Path(tempfile.mkdtemp(prefix="ttff-"))
-    store = await Store.open(None, data)
-    settings = load_settings(admin_password="bench-admin-1", ingest__on_demand_idle=0.0)
-    app = build_app(settings, store=store, startups=[hub_startup, whep_startup()])
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/whep/{camera_id}" not in paths:
-        app.include_router(whep_api.router)
-    if "/api/sessions" not in paths:
-        app.include_router(sessions_api.router)
+    # A real `videohub serve` process; on-demand feeds stop as soon as their last viewer leaves, so
+    # every cold run really starts the camera.
+    service = await asyncio.to_thread(
+        VideohubService,
+        Path(tempfile.mkdtemp(prefix="ttff-")),
+        env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning", "VIDEOHUB_INGEST__ON_DEMAND_IDLE": "0"},
+    )
     results: list[dict[str, Any]] = []
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+    client = httpx.AsyncClient(base_url=service.base_url, timeout=30)
     try:
-        login = await client.post("/api/auth/login", json={"username": "admin", "password": "bench-admin-1"})
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        auth = service.auth()
 
         async def camera(cid: str, mode: str) -> None:
             body = {
@@ -135,8 +125,7 @@ async def run(runs: int, gop: float, fps: int, width: int, height: int) -> list[
             print(json.dumps(summary), flush=True)
     finally:
         await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await store.close()
+        await asyncio.to_thread(service.close)
         await asyncio.to_thread(sim.close)
     return results
 
