@@ -139,6 +139,23 @@ class UserStore:
             return None
         return await self.get(data["u"])
 
+    async def refresh_token(self, token: str, grace_seconds: int = 60) -> tuple[str, datetime, User] | None:
+        """A fresh token for the holder of a valid ``token``; the old one ends ``grace_seconds`` later.
+
+        Long-running pages (the wall's display runs for weeks) renew before their token expires
+        instead of sending someone to log in on the big screen. The grace lets requests and the
+        WebSocket that still carry the old token finish or reconnect with the new one.
+        """
+        user = await self.user_for_token(token)
+        if user is None:
+            return None
+        new, expires = await self.issue_token(user)
+        digest_key = key("token", _token_digest(token))
+        ttl = await self._redis.ttl(digest_key)
+        if ttl < 0 or ttl > grace_seconds:
+            await self._redis.expire(digest_key, grace_seconds)
+        return new, expires, user
+
     async def revoke_token(self, token: str) -> None:
         await self._redis.delete(key("token", _token_digest(token)))
 

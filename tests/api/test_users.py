@@ -119,3 +119,24 @@ async def test_user_validation_names_the_field(api: Api) -> None:
         headers=admin,
     )
     assert dup.status_code == 409
+
+
+async def test_refresh_gives_a_new_token_and_ends_the_old_one_after_a_grace(api: Api) -> None:
+    old = await login(api.client, "operator", PASSWORD)
+    headers = {"Authorization": f"Bearer {old}"}
+    response = await api.client.post("/api/auth/refresh", headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    new = body["access_token"]
+    assert new != old and body["user"]["username"] == "operator" and body["expires_at"]
+    me = await api.client.get("/api/auth/me", headers={"Authorization": f"Bearer {new}"})
+    assert me.json()["username"] == "operator"
+    # The old token still works for the grace minute (a WebSocket or request in flight), then ends.
+    assert (await api.client.get("/api/auth/me", headers=headers)).status_code == 200
+    redis = api.app.state.services.store.redis
+    ttls = [await redis.ttl(name) async for name in redis.scan_iter("vh:token:*")]
+    assert sorted(ttls)[0] <= 60
+    # A token that is gone cannot be refreshed.
+    await api.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {new}"})
+    refused = await api.client.post("/api/auth/refresh", headers={"Authorization": f"Bearer {new}"})
+    assert refused.status_code == 401

@@ -194,6 +194,30 @@ def test_display_follows_the_console(setup: Setup, browser_page: Page, new_page:
     screenshot(console, "console_with_tour")
 
 
+def test_display_keeps_following_when_its_token_is_renewed(
+    setup: Setup, browser_page: Page, new_page: Callable[[], Page]
+) -> None:
+    """The big screen runs for weeks: it renews its token, and its live socket survives the old one."""
+    console = browser_page
+    open_console(console, setup.service, setup.operator, setup.wall)
+    console.click("#layout-buttons button[data-layout='4']")
+    display = new_page()
+    login(display, setup.service.base_url, setup.operator, USER_PASSWORD, next_path=f"/display/{setup.wall}")
+    expect(display.locator("#wall")).to_have_attribute("data-layout", "4")
+    old = display.evaluate("sessionStorage.getItem('videohub.token')")
+    # What the page's timer does at half the token's lifetime, done now.
+    assert display.evaluate("async () => (await import('/web/common/api.js')).refreshNow()") is True
+    new = display.evaluate("sessionStorage.getItem('videohub.token')")
+    assert new and new != old
+    # The old token ends (as it would at its expiry): the server closes the display's socket within
+    # its token check interval (5 s); the display must reconnect with the new token, not ask for a login.
+    setup.service.call("POST", "/api/auth/logout", token=old, expect=204)
+    time.sleep(7)
+    console.click("#layout-buttons button[data-layout='9']")
+    expect(display.locator("#wall")).to_have_attribute("data-layout", "9", timeout=15_000)
+    assert f"/display/{setup.wall}" in display.url
+
+
 def test_tile_shows_interrupted_and_recovers(
     setup: Setup, camsim: CameraSimulator, browser_page: Page
 ) -> None:

@@ -3,6 +3,7 @@
 
 const TOKEN_KEY = "videohub.token";
 const USER_KEY = "videohub.user";
+const EXPIRES_KEY = "videohub.expires";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -35,11 +36,51 @@ export function currentUser() {
 export function storeLogin(body) {
   sessionStorage.setItem(TOKEN_KEY, body.access_token);
   sessionStorage.setItem(USER_KEY, JSON.stringify(body.user));
+  sessionStorage.setItem(EXPIRES_KEY, body.expires_at);
+  scheduleRefresh();
 }
 
 export function clearLogin() {
+  clearTimeout(refreshTimer);
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(USER_KEY);
+  sessionStorage.removeItem(EXPIRES_KEY);
+}
+
+// Pages that stay open for days (the wall's display on the big screen) renew their token at half
+// its lifetime, so nobody has to log in on the big screen. The server keeps the old token for a
+// minute, and the live socket reconnects with the new one when the old one ends.
+let refreshTimer = null;
+
+export function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  const expires = Date.parse(sessionStorage.getItem(EXPIRES_KEY) || "");
+  if (!token() || Number.isNaN(expires)) return;
+  const wait = Math.min(Math.max(5000, (expires - Date.now()) / 2), 2 ** 31 - 1);
+  refreshTimer = setTimeout(refreshNow, wait);
+}
+
+export async function refreshNow() {
+  let response;
+  try {
+    response = await fetch("/api/auth/refresh", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token()}` },
+    });
+  } catch {
+    refreshTimer = setTimeout(refreshNow, 30000); // the network or the service is away: try again
+    return false;
+  }
+  if (response.status === 401) {
+    redirectToLogin();
+    return false;
+  }
+  if (!response.ok) {
+    refreshTimer = setTimeout(refreshNow, 30000);
+    return false;
+  }
+  storeLogin(await response.json());
+  return true;
 }
 
 export function redirectToLogin() {
@@ -55,6 +96,7 @@ export function requireLogin() {
     redirectToLogin();
     throw new Error("not logged in");
   }
+  if (refreshTimer === null) scheduleRefresh();
   return user;
 }
 

@@ -24,7 +24,8 @@ export class LiveSocket {
     this.socket = socket;
     this.setStatus("connecting");
     socket.onopen = () => {
-      socket.send(JSON.stringify({ type: "auth", token: token() }));
+      socket.sentToken = token();
+      socket.send(JSON.stringify({ type: "auth", token: socket.sentToken }));
       socket.send(JSON.stringify({ type: "subscribe", topics: [...this.topics] }));
     };
     socket.onmessage = (event) => {
@@ -50,7 +51,12 @@ export class LiveSocket {
       if (this.socket !== socket) return;
       this.socket = null;
       if (this.closed) return;
-      // 4401: the token expired or was revoked.
+      // 4401: the token expired or was revoked. A page that renewed its token meanwhile reconnects
+      // with the new one; otherwise it is time to log in again.
+      if (event.code === 4401 && token() && token() !== socket.sentToken) {
+        this.connect();
+        return;
+      }
       if (event.code === 4401) {
         this.close();
         redirectToLogin();
