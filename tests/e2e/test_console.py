@@ -67,6 +67,11 @@ def _wait_sessions(setup: Setup, camera_id: str, count: int, timeout: float = 10
         time.sleep(0.2)
 
 
+def _whep_posts(page: Page, index: int) -> int:
+    posts: int = tile(page, index).evaluate("el => el.querySelector('video')._whep.posts")
+    return posts
+
+
 def _camera_item(page: Page, camera_id: str) -> str:
     return f".tree-camera[data-camera='{camera_id}']"
 
@@ -233,9 +238,19 @@ def test_tile_shows_interrupted_and_recovers(
         camsim.stop_mount(mount)
         wait_tile(page, 0, lambda s: s["state"] == "interrupted", "中断")
         expect(tile(page, 0).locator(".tile-state")).to_have_text("中断")
+        # The tile keeps the last picture (dimmed) instead of going black.
+        poster = tile(page, 0).locator("video").get_attribute("poster") or ""
+        assert poster.startswith("data:image/jpeg"), poster[:40]
         screenshot(page, "console_interrupted")
         camsim.start_mount(mount)
         wait_playing(page, 0, camera_id, timeout=60)
+        # A camera deleted while on the wall: the tile says so instead of retrying every few seconds.
+        setup.service.call("DELETE", f"/api/cameras/{camera_id}", expect=204)
+        wait_tile(page, 0, lambda s: s["state"] == "unavailable", "unavailable")
+        expect(tile(page, 0).locator(".tile-state")).to_have_text("无法播放（已删除或无权限）")
+        posts = _whep_posts(page, 0)
+        page.wait_for_timeout(5000)
+        assert _whep_posts(page, 0) == posts  # no retry storm against a deleted camera
     finally:
         setup.service.request("DELETE", f"/api/cameras/{camera_id}")
 

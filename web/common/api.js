@@ -172,6 +172,9 @@ export const PlayerState = Object.freeze({
   CONNECTING: "connecting",
   LIVE: "live",
   INTERRUPTED: "interrupted",
+  // The camera was deleted or the viewer may no longer see it (404/403): said plainly, and retried
+  // only slowly (it may be re-created or the rights restored) instead of every few seconds.
+  UNAVAILABLE: "unavailable",
   CLOSED: "closed",
 });
 
@@ -188,6 +191,22 @@ const BACKOFF_MAX_MS = 8000;
 // peer connection "connected" (RTCP keeps flowing) while no frame arrives.
 const STALL_MS = 3000;
 const FIRST_FRAME_MS = 10000;
+const UNAVAILABLE_RETRY_MS = 60000;
+
+// The picture the tile showed last, kept as the video's poster while it is interrupted, so the wall
+// shows the last frame (dimmed, labelled 中断) rather than a black tile.
+function keepLastFrame(videoEl) {
+  if (!videoEl.videoWidth || videoEl.readyState < 2) return;
+  try {
+    const canvas = document.createElement("canvas");
+    canvas.width = videoEl.videoWidth;
+    canvas.height = videoEl.videoHeight;
+    canvas.getContext("2d").drawImage(videoEl, 0, 0);
+    videoEl.poster = canvas.toDataURL("image/jpeg", 0.8);
+  } catch {
+    // A frame that cannot be drawn: the tile shows the plain interrupted state.
+  }
+}
 
 function waitIceGathering(pc, timeoutMs = 2000) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -222,6 +241,7 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
     cameraId,
     stream,
     attempts: 0,
+    posts: 0, // WHEP offers sent, for diagnostics and tests
     closed: false,
     close,
   };
@@ -259,10 +279,19 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
     }
   }
 
-  function scheduleRetry(delayMs) {
+  function scheduleRetry(delayMs, unavailable = false) {
     if (handle.closed) return;
     const wasLive = handle.state === PlayerState.LIVE;
+    if (wasLive) keepLastFrame(videoEl);
     teardown();
+    // Without a source the element shows its poster (the last frame) until the next picture.
+    videoEl.srcObject = null;
+    if (unavailable) {
+      setState(PlayerState.UNAVAILABLE);
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(start, UNAVAILABLE_RETRY_MS);
+      return;
+    }
     setState(wasLive || handle.attempts > 0 ? PlayerState.INTERRUPTED : PlayerState.CONNECTING);
     handle.attempts += 1;
     const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(handle.attempts - 1, 4));
@@ -290,6 +319,7 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
       await waitIceGathering(pc);
       if (gen !== generation || handle.closed) return;
       const url = `/whep/${encodeURIComponent(cameraId)}?stream=${encodeURIComponent(stream)}`;
+      handle.posts += 1;
       const response = await apiFetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/sdp" },
@@ -298,6 +328,10 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
       if (gen !== generation || handle.closed) {
         const loc = response.headers.get("Location");
         if (response.status === 201 && loc) apiFetch(loc, { method: "DELETE" }).catch(() => {});
+        return;
+      }
+      if (response.status === 404 || response.status === 403) {
+        scheduleRetry(undefined, true);
         return;
       }
       if (response.status !== 201) {
@@ -333,6 +367,7 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
         lastChange = now;
         if (frames > 0) {
           handle.attempts = 0;
+          videoEl.removeAttribute("poster");
           setState(PlayerState.LIVE);
         }
         return;
@@ -352,6 +387,7 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
     clearTimeout(retryTimer);
     teardown();
     videoEl.srcObject = null;
+    videoEl.removeAttribute("poster");
     setState(PlayerState.CLOSED);
   }
 

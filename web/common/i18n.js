@@ -72,6 +72,7 @@ registerStrings({
     "player.connecting": "连接中",
     "player.live": "直播",
     "player.interrupted": "中断",
+    "player.unavailable": "无法播放（已删除或无权限）",
     "player.closed": "已关闭",
   },
   en: {
@@ -99,6 +100,7 @@ registerStrings({
     "player.connecting": "Connecting",
     "player.live": "Live",
     "player.interrupted": "Interrupted",
+    "player.unavailable": "Unavailable (deleted or no access)",
     "player.closed": "Closed",
   },
 });
