@@ -1,28 +1,35 @@
-"""Server CPU per WHEP viewer track at 1, 10, 50 and 100 viewers of one 720p ~2 Mbit/s feed.
+"""Server CPU per WHEP viewer track at 1, 10, 50 and 100 viewers of one 720p ~2 Mbit/s camera.
 
     .venv/bin/python bench/fanout_cpu.py [--levels 1,10,50,100] [--window 8] [--sender passthrough|aiortc]
 
-Three kinds of process, so that only the server's work is measured:
-- the server: the real ``SessionManager`` (videohub's ``PassthroughSender``: payloads packetized once
-  per access unit and shared, per viewer only RTP header, SRTP and UDP; ``--sender aiortc`` runs
-  aiortc's own ``RTCRtpSender`` loop instead, for comparison) fed by a replay of a pre-encoded clip
-  (encoding happens once, before measuring, so the feed costs ~nothing);
-- viewer processes (niced), all real aiortc peers negotiating ICE, DTLS-SRTP and RTCP with the server
-  through the same offer/answer as WHEP. The first viewer decodes every frame with aiortc's full
-  receiver (SRTP, jitter buffer, H.264 decoder): the proof that the stream really plays. The others
-  (up to 25 per process) count the stream from the RTP headers, which SRTP leaves in clear (marker
-  bit = end of a frame, sizes, sequence numbers), without unprotecting, depacketizing or decoding,
-  and send an RTCP receiver report about once a second as a player does. Until 2026-11-26 every
-  viewer ran aiortc's receiver (without decoding); at 50 and 100 viewers those processes saturated
-  the 2 cores and starved the server, so those levels were invalid;
-- this driver: relays offers and answers, reads the server's and viewers' CPU time from /proc.
+The real path, each part its own process, so that only the service's work is measured:
+- the camera: the camera simulator (tools/camsim, gst-rtsp-server) encoding one 1280x720, 25 fps,
+  ~2 Mbit/s H.264 High mount live (x264, no B-frames, GOP 2 s). Its encoder costs ~20 % of a core,
+  outside the service's figure but on the same 2 cores (``--sim-nice`` lowers its priority below the
+  service's, above the viewers');
+- the service: a real ``videohub serve`` process (embedded Valkey), the camera registered ``always_on``
+  over the API; its passthrough sender (``PassthroughSender``: payloads packetized once per access unit
+  and shared, per viewer only RTP header, SRTP and UDP). ``--sender aiortc`` starts the same service
+  with aiortc's own ``RTCRtpSender`` loop (packetizing per viewer), for comparison;
+- viewer processes (niced), all real aiortc peers negotiating ICE, DTLS-SRTP and RTCP with the service.
+  Their offers are POSTed by this driver to ``/whep/{camera}`` over HTTP with a bearer token, and the
+  answers handed back. The first viewer decodes every frame with aiortc's full receiver (SRTP, jitter
+  buffer, H.264 decoder): the proof that the stream really plays. The others (up to 25 per process)
+  count the stream from the RTP headers, which SRTP leaves in clear (marker bit = end of a frame,
+  sizes, sequence numbers), without unprotecting, depacketizing or decoding, and send an RTCP
+  receiver report about once a second as a player does (a viewer that sent nothing would be ended as
+  vanished). Full receivers for every viewer saturated the 2 cores at 50 and 100 viewers;
+- this driver: relays offers and answers, reads CPU times from /proc.
 
-Prints one JSON object per level: the server process's CPU (% of one core, from /proc utime+stime),
-its increase per viewer over the idle server (feed running, no viewer) and per viewer added since
-the previous level (the marginal cost, without the feed-wide share the first viewer carries), the
-frames each viewer received per second (mean, minimum, and the decoding viewer's decoded pictures),
-and the viewers' own CPU. ``valid`` is false when any viewer got fewer than 90 % of the feed's
-frames (the machine or the server did not keep up, so the CPU figure would understate the real cost).
+Prints one JSON object per level: the service process's CPU (% of one core, /proc utime+stime of the
+``videohub serve`` Python process; its embedded Valkey is a child process, reported apart), its
+increase per viewer over the idle service (feed running, no viewer) and per viewer added since the
+previous level (the marginal cost, without the feed-wide share the first viewer carries), the frames
+each viewer received per second (mean, minimum, the decoding viewer's decoded pictures), the frames
+the service ingested from the camera in the same window, the simulator's and the viewers' CPU, and
+how busy the whole machine was. ``valid`` is false when any viewer got fewer than 90 % of the
+camera's frames, or the camera delivered fewer than 90 % of its 25 fps (the machine did not keep up,
+so the CPU figure would understate the real cost).
 """
 
 from __future__ import annotations
@@ -30,149 +37,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WIDTH, HEIGHT, FPS, GOP, BITRATE, CLIP_SECONDS = 1280, 720, 25, 50, 2_000_000, 4
+WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 25, 2
+# The simulator's ``cast`` pattern (a turning pinwheel) is the only one with enough detail to spend a
+# 720p ~2 Mbit/s budget: on the others x264 reaches its minimum quantizer (qp-min 10) at 0.1-0.4
+# Mbit/s. Its rate control undershoots the target by ~15 %, hence 2400 for ~2 Mbit/s (measured:
+# feed_bitrate). Drawing the pinwheel costs the simulator about a whole core at 720p25 (the default
+# clock pattern: ~20 %), on the same 2 cores as the service and the viewers.
+BITRATE_KBPS, PATTERN = 2400, "cast"
+CAMERA = "fanout"
 PER_PROCESS = 25
-TB = Fraction(1, 90_000)
 
-
-# ---- server process ---------------------------------------------------------------------------
-
-
-def encode_clip() -> list[tuple[bytes, bool]]:
-    """A 720p clip at ~2 Mbit/s (moving bars over noise, so x264 spends its bitrate)."""
-    import av
-    import numpy as np
-
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    ctx.time_base, ctx.framerate = TB, Fraction(FPS, 1)
-    ctx.gop_size, ctx.max_b_frames, ctx.bit_rate = GOP, 0, BITRATE
-    ctx.options = {
-        "preset": "superfast",
-        "tune": "zerolatency",
-        "profile": "high",
-        "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:vbv-maxrate={BITRATE // 1000}:"
-        f"vbv-bufsize={BITRATE // 1000}",
-    }
-    rng = np.random.default_rng(1)
-    out: list[tuple[bytes, bool]] = []
-    frames = CLIP_SECONDS * FPS
-    for i in range(frames + 8):
-        img = rng.integers(0, 60, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-        x = (i * 16) % WIDTH
-        img[:, x : x + 160] = (230, 180, 40)
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
-        frame.pts, frame.time_base = i * (90_000 // FPS), TB
-        for packet in ctx.encode(frame if i < frames else None):
-            out.append((bytes(packet), bool(packet.is_keyframe)))
-        if i >= frames:
-            break
-    return out[:frames]
-
-
-class ReplaySubscription:
-    def __init__(self, feed: ReplayFeed) -> None:
-        self._feed = feed
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=120)
-        self.drops = 0
-        for packet in feed.gop:
-            self._queue.put_nowait(packet)
-
-    def push(self, packet: Any) -> None:
-        if self._queue.full():
-            self.drops += 1
-            return
-        self._queue.put_nowait(packet)
-
-    async def get(self) -> Any:
-        return await self._queue.get()
-
-    def close(self) -> None:
-        self._feed.subs.discard(self)
-
-
-class ReplayFeed:
-    """The clip, looped at real time, fanned out to subscribers (GOP cache for a fast start)."""
-
-    def __init__(self, clip: list[tuple[bytes, bool]]) -> None:
-        self.clip = clip
-        self.subs: set[ReplaySubscription] = set()
-        self.gop: list[Any] = []
-
-    async def subscribe(self, camera: Any, stream: str) -> ReplaySubscription:
-        sub = ReplaySubscription(self)
-        self.subs.add(sub)
-        return sub
-
-    async def run(self) -> None:
-        from ingest.packet import Packet
-
-        start, i, step = time.monotonic(), 0, 90_000 // FPS
-        while True:
-            data, key = self.clip[i % len(self.clip)]
-            packet = Packet(data=data, pts=i * step, time_base=TB, keyframe=key, received=time.monotonic())
-            if key:
-                self.gop = []
-            self.gop.append(packet)
-            for sub in list(self.subs):
-                sub.push(packet)
-            i += 1
-            await asyncio.sleep(max(0.0, start + i / FPS - time.monotonic()))
-
-
-async def serve(sender: str) -> None:
-    from videohub.models import Camera, Streams, StreamSpec, User
-    from videohub.settings.webrtc import WebRTCSettings
-    from videohub.webrtc.manager import SessionManager
-    from videohub.webrtc.sender import PassthroughSender
-
-    if sender == "aiortc":  # the comparison: aiortc's RTCRtpSender loop, packetizing per viewer
-        setattr(PassthroughSender, "supported", staticmethod(lambda _sender: False))  # noqa: B010
-        logging.getLogger("videohub.webrtc.manager").setLevel(logging.ERROR)
-
-    feed = ReplayFeed(await asyncio.to_thread(encode_clip))
-    now = datetime.now(UTC)
-    camera = Camera(
-        id="bench",
-        name="bench",
-        line="public_security",
-        streams=Streams(main=StreamSpec(url="rtsp://127.0.0.1/bench")),
-        created_at=now,
-        updated_at=now,
-    )
-    manager = SessionManager(WebRTCSettings(max_sessions=1000, disconnect_grace_seconds=25), feed)
-    await manager.start()
-    player = asyncio.create_task(feed.run())
-    bits = sum(len(d) for d, _ in feed.clip) * 8 / CLIP_SECONDS
-    print(json.dumps({"ready": True, "bitrate": round(bits)}), flush=True)
-    loop = asyncio.get_running_loop()
-    user = User(username="bench", role="operator")
-    try:
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            request = json.loads(line)
-            session = await manager.create(user, camera, "main", request["offer"])
-            print(json.dumps({"id": request["id"], "answer": session.answer_sdp}), flush=True)
-    finally:
-        player.cancel()
-        await manager.close()
-
-
+# ``--sender aiortc``: the service process imports this first (PYTHONPATH) and disables the passthrough
+# loop, so aiortc's own RTCRtpSender loop sends (the path the manager falls back to).
+_AIORTC_SENDER = """
+import logging
+from videohub.webrtc.sender import PassthroughSender
+PassthroughSender.supported = staticmethod(lambda _sender: False)
+logging.getLogger("videohub.webrtc.manager").setLevel(logging.ERROR)
+"""
 # ---- viewer processes -------------------------------------------------------------------------
 
 
@@ -323,6 +216,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """Direct child processes (the service's embedded Valkey)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(x) for x in text]
+    return out
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores, from /proc/stat."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # guest time is already inside user
+    return total - idle, total
+
+
 @dataclass
 class Proc:
     proc: asyncio.subprocess.Process
@@ -383,13 +293,61 @@ class Viewers:
         return sum(cpu_seconds(v.proc.pid) for v in self.procs)
 
 
-async def add_viewers(server: Proc, n: int, decode: bool) -> Proc:
+class Service:
+    """The driver's side of the real service: HTTP with the admin's bearer token, and its CPU."""
+
+    def __init__(self, service: Any) -> None:
+        import httpx
+
+        self.service = service
+        self.pid: int = service._proc.pid  # Popen runs .venv/bin/videohub: the Python process itself
+        self.http = httpx.AsyncClient(base_url=service.base_url, headers=service.auth(), timeout=60)
+        self.sessions: list[str] = []
+
+    async def whep(self, offer: str) -> str:
+        response = await self.http.post(
+            f"/whep/{CAMERA}", content=offer, headers={"Content-Type": "application/sdp"}
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"WHEP POST: {response.status_code} {response.text[:300]}")
+        self.sessions.append(response.headers["Location"])
+        return response.text
+
+    async def ingest(self) -> dict[str, Any]:
+        response = await self.http.get(f"/api/cameras/{CAMERA}/ingest")
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json()["streams"][0]
+        return stats
+
+    async def streaming(self, within: float = 60.0) -> dict[str, Any]:
+        """Wait until the service ingests the camera at (nearly) its frame rate."""
+        deadline = time.monotonic() + within
+        stream: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            stream = await self.ingest()
+            ingest = stream.get("ingest") or {}
+            if stream["state"] == "streaming" and ingest.get("fps", 0) >= 0.9 * FPS:
+                return stream
+            await asyncio.sleep(1)
+        raise RuntimeError(f"the camera does not stream: {stream}")
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def valkey_cpu_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in children(self.pid))
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+async def add_viewers(service: Service, n: int, decode: bool) -> Proc:
     args = ["view", "--count", str(n), *(["--decode"] if decode else [])]
     viewer = await spawn(*args, nice=True)
     offers = [await viewer.recv() for _ in range(n)]
     for offer in offers:
-        await server.send({"id": offer["id"], "offer": offer["offer"]})
-        await viewer.send(await server.recv())
+        answer = await service.whep(offer["offer"])
+        await viewer.send({"id": offer["id"], "answer": answer})
     return viewer
 
 
@@ -403,73 +361,157 @@ async def all_flowing(viewers: Viewers, within: float = 90.0) -> bool:
     return False
 
 
-async def measure(server: Proc, window: float) -> float:
-    before, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+@dataclass
+class Window:
+    """What one measuring window saw: CPU % of one core per process group, and the machine."""
+
+    seconds: float
+    service: float
+    valkey: float
+    simulator: float
+    machine_busy: float
+    camera_frames: int
+    camera_kbit_s: float
+
+
+async def measure(service: Service, sim_pid: int, window: float) -> Window:
+    i0 = (await service.ingest())["ingest"]
+    s0, v0, c0 = service.cpu_seconds(), service.valkey_cpu_seconds(), cpu_seconds(sim_pid)
+    b0, t0_ticks = machine_ticks()
+    t0 = time.monotonic()
     await asyncio.sleep(window)
-    return 100.0 * (cpu_seconds(server.proc.pid) - before) / (time.monotonic() - t0)
+    s1, v1, c1 = service.cpu_seconds(), service.valkey_cpu_seconds(), cpu_seconds(sim_pid)
+    b1, t1_ticks = machine_ticks()
+    elapsed = time.monotonic() - t0
+    i1 = (await service.ingest())["ingest"]
+    return Window(
+        seconds=elapsed,
+        service=100.0 * (s1 - s0) / elapsed,
+        valkey=100.0 * (v1 - v0) / elapsed,
+        simulator=100.0 * (c1 - c0) / elapsed,
+        machine_busy=100.0 * (b1 - b0) / max(1, t1_ticks - t0_ticks),
+        camera_frames=i1["packets"] - i0["packets"],
+        camera_kbit_s=(i1["bytes"] - i0["bytes"]) * 8 / elapsed / 1000,
+    )
 
 
-async def drive(levels: list[int], window: float, warmup: float, sender: str) -> list[str]:
-    server = await spawn("serve", "--sender", sender)
+def sender_env(sender: str, tmp: Path) -> dict[str, str]:
+    env = {"VIDEOHUB_SERVER__LOG_LEVEL": "warning"}
+    if sender == "aiortc":
+        (tmp / "sitecustomize.py").write_text(_AIORTC_SENDER)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp), str(REPO)])
+    return env
+
+
+async def drive(
+    levels: list[int], window: float, warmup: float, sender: str, sim_nice: int, pattern: str
+) -> list[str]:
+    from tests.fixtures.camsim import CameraSimulator
+    from tests.fixtures.service import VideohubService
+
+    mount = (
+        f"{CAMERA}:profile=high,width={WIDTH},height={HEIGHT},fps={FPS},gop={GOP_S},"
+        f"bitrate={BITRATE_KBPS},bframes=0,pattern={pattern}"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="vh-fanout-"))
+    sim = await asyncio.to_thread(CameraSimulator, preset="none", mounts=[mount])
+    sim_pid = sim._proc.pid
+    if sim_nice:
+        # The simulator is the camera, not the service: below the service, above the viewers (15).
+        os.setpriority(os.PRIO_PGRP, os.getpgid(sim_pid), sim_nice)
     viewers = Viewers([])
     lines: list[str] = []
+    service: Service | None = None
+    vh: Any = None
     try:
-        ready = await server.recv(timeout=300)
-        idle = await measure(server, window)
-        base = {"bench": "fanout_cpu", "width": WIDTH, "height": HEIGHT, "fps": FPS, "sender": sender}
-        base["feed_bitrate"] = ready["bitrate"]
-        first = {**base, "viewers": 0, "server_cpu_pct": round(idle, 2)}
+        vh = await asyncio.to_thread(VideohubService, tmp / "data", env=sender_env(sender, tmp))
+        service = Service(vh)
+        await asyncio.to_thread(vh.create_camera, CAMERA, sim.rtsp_url(CAMERA), mode="always_on")
+        await service.streaming()
+        await asyncio.sleep(warmup)
+        idle = await measure(service, sim_pid, window)
+        base: dict[str, Any] = {
+            "bench": "fanout_cpu",
+            "width": WIDTH,
+            "height": HEIGHT,
+            "fps": FPS,
+            "sender": sender,
+            "feed_bitrate": round(idle.camera_kbit_s * 1000),
+            "camera": f"camsim H.264 high {WIDTH}x{HEIGHT}@{FPS}, GOP {GOP_S} s, pattern {pattern}, live",
+            "service": "videohub serve (process CPU from /proc)",
+            "simulator_nice": sim_nice,
+        }
+        first = {
+            **base,
+            "viewers": 0,
+            "window_s": round(idle.seconds, 1),
+            "server_cpu_pct": round(idle.service, 2),
+            "camera_fps": round(idle.camera_frames / idle.seconds, 1),
+            "simulator_cpu_pct": round(idle.simulator, 1),
+            "valkey_cpu_pct": round(idle.valkey, 2),
+            "machine_busy_pct": round(idle.machine_busy, 1),
+        }
         lines.append(json.dumps(first))
         print(lines[-1], flush=True)
         total = prev_level = 0
-        prev_cpu = idle
+        prev_cpu = idle.service
         for level in levels:
             while total < level:
                 decode = total == 0  # the first viewer decodes: proof that the stream really plays
                 n = 1 if decode else min(PER_PROCESS, level - total)
-                viewers.procs.append(await add_viewers(server, n, decode))
+                viewers.procs.append(await add_viewers(service, n, decode))
                 total += n
             flowing = await all_flowing(viewers)
             await asyncio.sleep(warmup)
             before = await viewers.counts()
             viewers_cpu = viewers.cpu_seconds()
-            cpu = await measure(server, window)
+            w = await measure(service, sim_pid, window)
             viewers_cpu = viewers.cpu_seconds() - viewers_cpu
             after = await viewers.counts()
             fps: list[float] = []
             kbits: list[float] = []
             for (f0, b0), (f1, b1) in zip(before, after, strict=True):
-                fps += [(b - a) / window for a, b in zip(f0, f1, strict=True)]
-                kbits += [(b - a) * 8 / window / 1000 for a, b in zip(b0, b1, strict=True)]
+                fps += [(b - a) / w.seconds for a, b in zip(f0, f1, strict=True)]
+                kbits += [(b - a) * 8 / w.seconds / 1000 for a, b in zip(b0, b1, strict=True)]
             decoded_fps, counted = fps[0], fps[1:]
+            camera_fps = w.camera_frames / w.seconds
             result = {
                 **base,
                 "viewers": level,
-                "window_s": window,
-                "server_cpu_pct": round(cpu, 2),
-                "per_viewer_cpu_pct": round((cpu - idle) / level, 3),
+                "window_s": round(w.seconds, 1),
+                "server_cpu_pct": round(w.service, 2),
+                "per_viewer_cpu_pct": round((w.service - idle.service) / level, 3),
                 # The slope from the previous level: what each added viewer cost, without the
                 # feed-wide work (packetizing each access unit once) that the first viewer carries.
-                "marginal_cpu_pct_per_added_viewer": round((cpu - prev_cpu) / (level - prev_level), 3),
+                "marginal_cpu_pct_per_added_viewer": round((w.service - prev_cpu) / (level - prev_level), 3),
                 "goal_per_viewer_pct": 1.0,
+                "camera_fps": round(camera_fps, 1),
                 "frames_received_per_viewer_per_s": round(sum(fps) / level, 1),
                 "min_viewer_fps": round(min(fps), 1),
                 "decoding_viewer_fps": round(decoded_fps, 1),
                 "counting_viewers": len(counted),
                 "kbit_s_per_counting_viewer": round(sum(kbits[1:]) / len(counted)) if counted else None,
                 "viewer_processes": len(viewers.procs),
-                "viewers_cpu_pct": round(100.0 * viewers_cpu / window, 1),
-                # Any viewer (or the decoding one) short of the feed's frame rate means the machine or the
-                # server could not keep up: the CPU figure would then understate the server's real cost.
-                "valid": flowing and min(fps) >= 0.9 * FPS,
+                "viewers_cpu_pct": round(100.0 * viewers_cpu / w.seconds, 1),
+                "simulator_cpu_pct": round(w.simulator, 1),
+                "valkey_cpu_pct": round(w.valkey, 2),
+                "machine_busy_pct": round(w.machine_busy, 1),
+                # A viewer (or the decoding one) short of the camera's frames, or a camera short of its
+                # frame rate, means the machine or the service did not keep up: the CPU figure would
+                # then understate the service's real cost.
+                "valid": flowing and min(fps) >= 0.9 * camera_fps and camera_fps >= 0.9 * FPS,
             }
             lines.append(json.dumps(result))
             print(lines[-1], flush=True)
-            prev_level, prev_cpu = level, cpu
+            prev_level, prev_cpu = level, w.service
     finally:
         for v in viewers.procs:
             await v.stop()
-        await server.stop()
+        if service is not None:
+            await service.close()
+        if vh is not None:
+            await asyncio.to_thread(vh.close)
+        await asyncio.to_thread(sim.close)
     return lines
 
 
@@ -477,7 +519,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("role", nargs="?", default="drive", choices=["drive", "serve", "view"])
+    parser.add_argument("role", nargs="?", default="drive", choices=["drive", "view"])
     parser.add_argument("--count", type=int, default=PER_PROCESS)
     parser.add_argument("--decode", action="store_true", help="view: decode (aiortc's full receiver)")
     parser.add_argument("--levels", default="1,10,50,100")
@@ -487,17 +529,26 @@ def main() -> None:
         "--sender",
         choices=["passthrough", "aiortc"],
         default="passthrough",
-        help="the server's RTP loop: videohub's PassthroughSender, or aiortc's own (for comparison)",
+        help="the service's RTP loop: videohub's PassthroughSender, or aiortc's own (for comparison)",
+    )
+    parser.add_argument(
+        "--sim-nice",
+        type=int,
+        default=5,
+        help="niceness of the camera simulator (0: same priority as the service; viewers run at 15)",
+    )
+    parser.add_argument(
+        "--pattern",
+        default=PATTERN,
+        help="simulator picture: cast (~2 Mbit/s, its generator costs ~a core) or clock (~0.35 Mbit/s)",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    if args.role == "serve":
-        asyncio.run(serve(args.sender))
-    elif args.role == "view":
+    if args.role == "view":
         asyncio.run(view(args.count, args.decode))
     else:
         levels = sorted(int(x) for x in args.levels.split(","))
-        lines = asyncio.run(drive(levels, args.window, args.warmup, args.sender))
+        lines = asyncio.run(drive(levels, args.window, args.warmup, args.sender, args.sim_nice, args.pattern))
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text("\n".join(lines) + "\n")
