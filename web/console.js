@@ -451,9 +451,10 @@ async function main() {
   showWall(await api.get(`/api/walls/${encodeURIComponent(wallId)}`));
   renderPresets();
   const socket = new LiveSocket({
-    topics: [`wall:${wallId}`, "health"],
+    topics: [`wall:${wallId}`, "health", "presets"],
     onMessage: (msg) => {
       if (msg.type === "wall" && msg.wall.id === wallId) showWall(msg.wall);
+      else if (msg.type === "presets") renderPresets(); // saved or deleted on another console
       else if (msg.type === "health") {
         const row = health.get(msg.camera) || { camera: msg.camera };
         health.set(msg.camera, { ...row, state: msg.new });

@@ -111,7 +111,9 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     _wait_sessions(setup, setup.cameras[0], 0)
 
 
-def test_nine_tiles_maximise_and_a_preset(setup: Setup, browser_page: Page) -> None:
+def test_nine_tiles_maximise_and_a_preset(
+    setup: Setup, browser_page: Page, new_page: Callable[[], Page]
+) -> None:
     page = browser_page
     open_console(page, setup.service, setup.operator, setup.wall)
     page.click("#layout-buttons button[data-layout='9']")
@@ -136,10 +138,14 @@ def test_nine_tiles_maximise_and_a_preset(setup: Setup, browser_page: Page) -> N
     wait_playing(page, 0, setup.cameras[0])
 
     # Save the wall as a preset, change the wall, recall the preset: the nine cameras are back.
+    other = new_page()  # a second console, on another wall
+    open_console(other, setup.service, setup.operator, f"{setup.wall}-b")
     page.fill("#preset-name", "防汛九宫格")
     page.click("#preset-save")
     preset = page.locator("#preset-list li", has_text="防汛九宫格")
     expect(preset).to_have_count(1)
+    # The other console's list shows it without a reload.
+    expect(other.locator("#preset-list li", has_text="防汛九宫格")).to_have_count(1)
     page.click("#layout-buttons button[data-layout='1']")
     expect(page.locator("#wall .tile")).to_have_count(1)
     preset.locator("button.recall").click()

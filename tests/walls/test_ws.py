@@ -68,6 +68,26 @@ def _follow(svc: VideohubService, wall_id: str, camera_id: str, operator: str, v
         assert _next(ws, "wall")["wall"]["layout"] == "16"
 
 
+def test_consoles_hear_when_the_preset_list_changes(videohub_service: VideohubService) -> None:
+    svc = videohub_service
+    operator = svc.create_user(f"op{uuid.uuid4().hex[:6]}", "operator")
+    with connect(_ws_url(svc)) as ws, connect(_ws_url(svc)) as other:
+        ws.send(json.dumps({"type": "auth", "token": operator}))
+        ws.send(json.dumps({"type": "subscribe", "topics": ["presets"]}))
+        other.send(json.dumps({"type": "auth", "token": operator}))
+        other.send(json.dumps({"type": "subscribe", "topics": ["health"]}))
+        _next(ws, "ready")
+        _next(other, "ready")
+        body = {"name": "夜间巡查", "wall": {"layout": "4"}}
+        preset = svc.call("POST", "/api/presets", token=operator, json=body, expect=201)
+        assert _next(ws, "presets") == {"type": "presets"}
+        svc.call("DELETE", f"/api/presets/{preset['id']}", token=operator, expect=204)
+        assert _next(ws, "presets") == {"type": "presets"}
+        # Sockets that did not subscribe to the topic are not told.
+        with pytest.raises(TimeoutError):
+            _next(other, "presets", timeout=1.0)
+
+
 def _drain_until(ws: ClientConnection, pred: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:

@@ -2,10 +2,11 @@
 
 The browser cannot set headers on a WebSocket and a token in the URL would reach access logs, so
 the first client message authenticates: ``{"type":"auth","token":...}``. Then
-``{"type":"subscribe","topics":["wall:<id>","alerts","health"]}`` (and ``unsubscribe``). The server
+``{"type":"subscribe","topics":["wall:<id>","alerts","health","presets"]}`` (and ``unsubscribe``). The server
 answers ``{"type":"ready","user":...}`` and pushes ``{"type":"wall","wall":{...}}`` (the current wall
 on subscribe, then every change from any worker via Redis pub/sub), ``{"type":"alert",...}`` and
-``{"type":"health",...}`` (a line admin only its line's). Each connection has a bounded outbox: a
+``{"type":"health",...}`` (a line admin only its line's) and ``{"type":"presets"}`` (the preset list
+changed: reload it). Each connection has a bounded outbox: a
 slow socket loses its oldest events (counted), never blocks the others. The socket closes with 4401
 when the token expires or is revoked.
 """
@@ -136,6 +137,8 @@ class LiveConnection:
         elif topic in ("alerts", "health"):
             self.topics.add(topic)
             self._start(topic)
+        elif topic == "presets":  # "the preset list changed": consoles reload it
+            self.topics.add(topic)
         else:
             self.push({"type": "error", "status": 422, "detail": f"unknown topic {topic!r}"})
 
@@ -168,7 +171,10 @@ class LiveConnection:
                 wall = json.loads(message["data"])
             except ValueError:
                 continue
-            if wall.get("id") in self.walls:
+            if wall.get("kind") == "presets":
+                if "presets" in self.topics:
+                    self.push({"type": "presets"})
+            elif wall.get("id") in self.walls:
                 self.push({"type": "wall", "wall": wall})
 
     async def _alert_loop(self, live: Any) -> None:

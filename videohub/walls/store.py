@@ -2,7 +2,8 @@
 
 Keys: ``vh:wall:<id>`` (JSON, with its version), ``vh:walls`` (set of ids),
 ``vh:preset:<id>`` (JSON), ``vh:presets`` (sorted set by creation time). Every change is published
-on ``vh:walls:changed`` with the whole wall, so a display connected to any worker follows it.
+on ``vh:walls:changed`` with the whole wall, so a display connected to any worker follows it; a
+preset saved or deleted is published there too (``PRESETS_CHANGED``), so every console's list follows.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from videohub.walls.models import Preset, PresetCreate, Tour, Wall, WallSpec
 WALLS = key("walls")
 PRESETS = key("presets")
 CHANNEL = key("walls", "changed")
+PRESETS_CHANGED = '{"kind": "presets"}'
 DEFAULT_WALL = "main"
 
 
@@ -140,6 +142,7 @@ class WallStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(_preset_key(preset.id), preset.model_dump_json())
             pipe.zadd(PRESETS, {preset.id: preset.created_at.timestamp()})
+            pipe.publish(CHANNEL, PRESETS_CHANGED)
             await pipe.execute()
         return preset
 
@@ -148,5 +151,6 @@ class WallStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(_preset_key(preset_id))
             pipe.zrem(PRESETS, preset_id)
+            pipe.publish(CHANNEL, PRESETS_CHANGED)
             await pipe.execute()
         return preset
