@@ -92,11 +92,12 @@ class Records:
     """What the viewers saw: (decoding?, fingerprint, last packet at, reassembled at, decoded at)."""
 
     def __init__(self) -> None:
-        self.frames: list[tuple[bool, str, float, float, float]] = []
+        self.frames: list[tuple[bool, str, float, float, float, bool]] = []
         self.created = 0
         # RTP timestamp → arrival of the frame's last packet (marker bit). Timestamps start at a random
         # offset per sender, so the viewers' frames do not collide.
         self.marker_at: dict[int, float] = {}
+        self.marker_hits = 0
 
 
 def install_timed_decoders(records: Records, decoders: int) -> None:
@@ -107,11 +108,19 @@ def install_timed_decoders(records: Records, decoders: int) -> None:
     real_add = JitterBuffer.add
 
     # aiortc's jitter buffer hands a frame on only when the first packet of the *next* frame arrives
-    # (it ignores the marker bit): record when the frame was really complete at the viewer.
+    # (it ignores the marker bit): record when the frame was really complete at the viewer. The
+    # receiver rewrites the frame's timestamp (its TimestampMapper) after ``add`` returns it, so the
+    # arrival is attached to the frame object here, while it still carries the RTP timestamp.
     def add(self: Any, packet: Any) -> Any:
         if packet.marker:
             records.marker_at[packet.timestamp] = time.monotonic()
-        return real_add(self, packet)
+        result = real_add(self, packet)
+        frame = result[1] if isinstance(result, tuple) else None
+        if frame is not None:
+            at = records.marker_at.pop(frame.timestamp, None)
+            setattr(frame, "marker_at", at)  # noqa: B010 (not a JitterFrame field)
+            records.marker_hits += at is not None
+        return result
 
     setattr(JitterBuffer, "add", add)  # noqa: B010
 
@@ -124,10 +133,13 @@ def install_timed_decoders(records: Records, decoders: int) -> None:
             arrived = time.monotonic()
             fp = fingerprint(bytes(encoded_frame.data))
             frames: list[Any] = self.inner.decode(encoded_frame) if self.inner is not None else []
-            complete = records.marker_at.pop(encoded_frame.timestamp, arrived)
+            marker_at = getattr(encoded_frame, "marker_at", None)
+            complete = marker_at if marker_at is not None else arrived
             if fp is not None:
                 # list.append is atomic under the GIL; the decoder threads only append.
-                records.frames.append((self.inner is not None, fp, complete, arrived, time.monotonic()))
+                records.frames.append(
+                    (self.inner is not None, fp, complete, arrived, time.monotonic(), marker_at is not None)
+                )
             return frames
 
     setattr(receiver_module, "get_decoder", TimedDecoder)  # noqa: B010
@@ -238,7 +250,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 if fp in control and t0 <= ts[-1] <= t0 + window
             ]
             decoded, delivered, decode_ms, unmatched, read_later = [], [], [], 0, 0
-            for decoding, fp, complete, at, done in frames:
+            for decoding, fp, complete, at, done, _ in frames:
                 before = [t for t in reads.get(fp, []) if t <= complete]
                 if not before:
                     unmatched += 1
@@ -261,6 +273,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "camera": {"width": args.width, "height": args.height, "fps": args.fps, "gop_s": args.gop},
                 "window_s": round(window, 1),
                 "matched": len(delivered),
+                # Frames whose last packet's arrival was recorded (else the decoder hand-over time
+                # stands in, one frame interval later); should be all of them.
+                "marker_time_found": sum(1 for f in frames if f[5]),
                 "unmatched": unmatched,
                 "unmatched_seen_later_by_tap": read_later,
                 "frames_per_viewer_per_s": round(per_viewer_fps, 2),
