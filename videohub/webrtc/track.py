@@ -131,9 +131,10 @@ class FeedTrack(MediaStreamTrack):
                 raise MediaStreamError from None
         self.bytes_sent += packet.size
         self.frames_sent += 1
+        now = self._now()
         if self.first_sent_at is None:
-            self.first_sent_at = self._now()
-        return packet, self._rtp.map(packet, self._now())
+            self.first_sent_at = now
+        return packet, self._rtp.map(packet, now)
 
     async def recv(self) -> av.Packet[Any]:
         """For aiortc's own sender loop (used only where ``PassthroughSender`` cannot be installed)."""
