@@ -6,10 +6,8 @@ from typing import Any
 
 import gi
 
-gi.require_version("Gst", "1.0")
-gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import GstRtspServer  # noqa: E402
 
 from camsim import auth, pipeline  # noqa: E402
 from camsim.spec import MountSpec  # noqa: E402
@@ -31,16 +29,14 @@ class Mount:
     """A camera: owns its shared media factory, the media it holds, and the state every pipeline follows.
 
     The factory is shared, so all clients of the mount watch one encoder (like a real camera). While
-    the mount runs, the simulator itself holds that media prepared (`hold`), so clients coming and
-    going never prepare or tear it down. Without the hold, gst-rtsp-server unprepared the media when
-    its last client left and built a new one for the next; under rapid connect/close (a probe cycle:
-    hundreds of sessions a second on one mount, each PLAY with a Range as FFmpeg sends it) a PLAY
-    met a media in the middle of that and the server aborted (`gst_rtsp_media_get_rates: assertion
-    failed`, gst-rtsp-server 1.22; a burst of 8 bare RTSP sessions was enough), and a mount stopped
-    and started a few times answered 5XX. A held media that was played keeps encoding when its
-    last client leaves, so the server renews idle ones (`CameraServer._renew_idle`): an unwatched
-    mount costs no CPU. `_on_media_configure` applies the current pattern and stall state to every
-    new pipeline. Methods run on the GLib main loop thread only.
+    the mount runs, the simulator itself holds that media prepared from its first DESCRIBE on
+    (`hold`), so clients coming and going never tear it down: it plays until the mount stops, and
+    only its `idle` valve (in front of the encoder) closes while nobody watches (`sleep`, `wake`).
+    Without the hold, gst-rtsp-server unprepared the media when its last client left and built a
+    new one for the next, and under rapid connect/close (a probe cycle: hundreds of sessions a
+    second on one mount) the server aborted; see `CameraServer` for the Range part of that.
+    `_on_media_configure` applies the current pattern and stall state to every new pipeline.
+    Methods run on the GLib main loop thread only.
     """
 
     def __init__(self, spec: MountSpec) -> None:
@@ -50,12 +46,19 @@ class Mount:
         self.running = False
         self.medias: list[Any] = []
         self.held: Any = None
-        self.played = False
-        """Whether a client has played the held media (its encoder then runs until renewed)."""
+        self.idle = False
+        """Whether the held media's idle valve is closed (no client)."""
         """The media this mount keeps prepared while it runs (None while stopped)."""
         self.factory = _SharedFactory()
         self.factory.set_launch(pipeline.launch_line(spec))
         self.factory.set_shared(True)
+        # A live camera cannot seek. With this clock mode gst-rtsp-server counts the media as not
+        # seekable and ignores the Range FFmpeg sends with every PLAY; otherwise it answered the
+        # Range with a flushing seek of the shared pipeline, and a PLAY of another client before
+        # the next buffer found no segment on the RTP sink and the server aborted
+        # (gst_rtsp_media_get_rates: assertion failed, 1.22: a burst of 8 FFmpeg-like sessions on
+        # a fresh mount was enough), and a mount whose pipeline could not preroll again answered 5XX.
+        self.factory.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
         self.factory.connect("media-configure", self._on_media_configure)
         if spec.auth != "none":
             auth.grant_access(self.factory)
@@ -76,30 +79,36 @@ class Mount:
         if media in self.medias:
             self.medias.remove(media)
 
-    def hold(self, server: Any) -> None:
-        """Build (or join) the mount's shared media and keep it prepared until `release`.
+    def hold(self, media: Any, server: Any) -> None:
+        """Keep `media` (this mount's shared media, which a client has just asked for) prepared
+        until `release`.
 
         The media's prepare count is what gst-rtsp-server uses to tell whether anyone still needs
-        the media; ours keeps it above zero, so clients leaving never unprepare it.
+        it; ours keeps it above zero, so clients leaving (even one that only asked DESCRIBE) never
+        unprepare it. Taken at the first DESCRIBE, not at start: the client's own prepare has
+        just built it, as before; a media prepared long before its first client gave that client
+        no video within a short stream analysis (the audio mount, ffprobe at 0.3 s).
         """
-        if self.held is not None:
+        if self.held is not None or media not in self.medias:
             return
-        _result, url = GstRtsp.RTSPUrl.parse(f"rtsp://127.0.0.1{self.path}")
-        media = self.factory.construct(url)
-        if media is None:
-            raise RuntimeError(f"mount {self.spec.name}: no media")
         thread = server.get_thread_pool().get_thread(
             GstRtspServer.RTSPThreadType.MEDIA, GstRtspServer.RTSPContext()
         )
-        if not media.prepare(thread):
-            raise RuntimeError(f"mount {self.spec.name}: media did not prepare")
-        media.connect("new-state", self._on_new_state)
-        self.held = media
-        self.played = False
+        if media.prepare(thread):
+            self.held = media
+            self.idle = False
 
-    def _on_new_state(self, _media: Any, state: int) -> None:
-        if state == Gst.State.PLAYING:
-            self.played = True
+    def wake(self) -> None:
+        """A client plays the held media: feed the encoder again, starting with a keyframe."""
+        if self.held is not None and self.idle:
+            self.idle = False
+            pipeline.set_idle(self.held.get_element(), False)
+
+    def sleep(self) -> None:
+        """Nobody watches: stop feeding the encoder (the pipeline keeps playing)."""
+        if self.held is not None and not self.idle:
+            self.idle = True
+            pipeline.set_idle(self.held.get_element(), True)
 
     def release(self) -> None:
         """Drop the hold: the media is unprepared once its last client (if any) has left too."""

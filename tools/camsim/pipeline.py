@@ -4,6 +4,7 @@ Picture chain (every knob lives on an element that stays in the pipeline, so pat
 without rebuilding the mount; at default values the knobs are passthrough and cost nothing):
 
     videotestsrc name=src                 pattern / colours / horizontal scroll (motion)
+    ! valve name=idle                     closed while the mount has no client
     ! clockoverlay name=osd               mount name + wall clock, like a camera OSD
     ! videobalance name=balance           contrast/brightness/saturation (covered = low contrast)
     ! videoscale ! capsfilter name=blur   down to ~1/20 size when blurred ...
@@ -32,6 +33,9 @@ def launch_line(spec: MountSpec) -> str:
     video = (
         f"videotestsrc name=src is-live=true pattern=smpte100 horizontal-speed=4 "
         f"! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 "
+        # Closed while nobody watches (see Mount): no frame reaches the encoder, so an idle mount
+        # costs next to no CPU although its pipeline keeps playing.
+        f"! valve name=idle drop=false "
         # clockoverlay scales its font with the frame width (auto-resize), so one size fits all.
         f'! clockoverlay name=osd font-desc="Sans Bold 12" halignment=left valignment=top '
         f'shaded-background=true time-format="{_TIME_FORMAT}" '
@@ -50,7 +54,7 @@ def launch_line(spec: MountSpec) -> str:
     if spec.audio == "pcma":
         video += (
             " audiotestsrc name=asrc is-live=true wave=sine freq=440 volume=0.05 "
-            "! audio/x-raw,rate=8000,channels=1 ! alawenc "
+            "! valve name=aidle drop=false ! audio/x-raw,rate=8000,channels=1 ! alawenc "
             "! valve name=avalve drop=false ! rtppcmapay name=pay1 pt=8"
         )
     return f"( {video} )"
@@ -177,6 +181,19 @@ def set_stalled(bin_: Any, stalled: bool) -> None:
         if valve is not None:
             valve.set_property("drop", stalled)
     if not stalled:
+        _force_keyframe(bin_)
+
+
+def set_idle(bin_: Any, idle: bool) -> None:
+    """Stop feeding the encoders (idle) or start again with a keyframe (a client starts playing).
+
+    Audio pauses with the video: a client's stream analysis then sees both start together.
+    """
+    for name in ("idle", "aidle"):
+        valve = bin_.get_by_name(name)
+        if valve is not None:
+            valve.set_property("drop", idle)
+    if not idle:
         _force_keyframe(bin_)
 
 

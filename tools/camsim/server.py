@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import gi
@@ -130,26 +129,33 @@ class CameraServer:
         self.open = _Listener(host, port)
         self.auth = _Listener(host, auth_port, PerMountAuth(user, password, self._scheme_of))
         self.auth_user = user
-        GLib.timeout_add_seconds(_IDLE_CHECK_SECONDS, self._renew_idle)
+        for listener in (self.open, self.auth):
+            listener.server.connect("client-connected", self._on_client)
+        GLib.timeout_add_seconds(_IDLE_CHECK_SECONDS, self._idle_check)
 
-    def _renew_idle(self) -> bool:
-        """Give every mount whose encoder runs for nobody a fresh, idle media.
-
-        Once played, a held media keeps encoding after its last client has left (the hold keeps
-        it prepared). A renewed one costs no CPU until the next client, as an unheld media did.
-        """
+    def _idle_check(self) -> bool:
+        """Close the idle valve of every mount nobody has a session with."""
         for mount in self.mounts.values():
-            if not (mount.running and mount.played):
-                continue
-            listener = self._listener(mount)
-            if listener.sessions_of([mount.held]):
-                continue
-            mount.release()
-            try:
-                mount.hold(listener.server)
-            except RuntimeError as exc:
-                print(f"camsim: {exc}", file=sys.stderr, flush=True)
+            if mount.held is not None and not mount.idle:
+                if not self._listener(mount).sessions_of([mount.held]):
+                    mount.sleep()
         return True  # GLib.SOURCE_CONTINUE
+
+    def _on_client(self, _server: Any, client: Any) -> None:
+        client.connect("describe-request", self._on_describe)
+        client.connect("play-request", self._on_play)
+
+    def _on_describe(self, _client: Any, ctx: Any) -> None:
+        media = ctx.media
+        for mount in self.mounts.values():
+            if media is not None and mount.running and media in mount.medias:
+                mount.hold(media, self._listener(mount).server)
+
+    def _on_play(self, _client: Any, ctx: Any) -> None:
+        media = ctx.media
+        for mount in self.mounts.values():
+            if media is not None and mount.held == media:
+                mount.wake()
 
     def _scheme_of(self, name: str) -> str:
         mount = self.mounts.get(name)
@@ -183,10 +189,6 @@ class CameraServer:
         mount = self._get(name)
         if not mount.running:
             listener = self._listener(mount)
-            try:
-                mount.hold(listener.server)
-            except RuntimeError as exc:
-                raise MountError(500, str(exc)) from exc
             listener.server.get_mount_points().add_factory(mount.path, mount.factory)
             mount.running = True
         return self.describe_mount(mount)
