@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import av
 import pytest
 from aiortc.codecs.h264 import H264Encoder
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from ingest.packet import Packet
 from tests.webrtc.encoded_source import EncodedFeeds, StreamShape
@@ -142,3 +145,29 @@ async def test_packets_lost_on_the_way_are_repaired(manager: SessionManager) -> 
         assert await until(all_repaired, within=30)
     finally:
         await viewer.close()
+
+
+def test_header_extensions_built_once_carry_each_frames_send_time() -> None:
+    # The browser's bandwidth estimate reads abs-send-time from every packet, and the mid ties the
+    # packets to the m-line: the block built once and patched per frame must equal a fresh one.
+    hmap = HeaderExtensionsMap()
+    hmap.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+            ]
+        )
+    )
+    stand_in = SimpleNamespace(_RTCRtpSender__rtp_header_extensions_map=hmap, _RTCRtpSender__mid="0")
+    sender = PassthroughSender(cast(Any, stand_in), cast(Any, None), Packetizer())
+    template = sender._extension_template()
+    assert template is not None
+    for ntp in (0, 1 << 14, 0x0123_4567_89AB_CDEF, (1 << 64) - 1):
+        ext = template[0] + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") + template[1]
+        assert ext == sender._extensions(ntp)
+        packet = RtpPacket.parse(struct.pack("!BBHLL", 0x90, 96, 1, 0, 1) + ext + b"\x65payload", hmap)
+        assert packet.extensions.abs_send_time == (ntp >> 14) & 0xFFFFFF
+        assert packet.extensions.mid == "0"
