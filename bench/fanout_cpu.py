@@ -28,8 +28,10 @@ previous level (the marginal cost, without the feed-wide share the first viewer 
 each viewer received per second (mean, minimum, the decoding viewer's decoded pictures), the frames
 the service ingested from the camera in the same window, the simulator's and the viewers' CPU, and
 how busy the whole machine was. ``valid`` is false when any viewer got fewer than 90 % of the
-camera's frames, or the camera delivered fewer than 90 % of its 25 fps (the machine did not keep up,
-so the CPU figure would understate the real cost).
+camera's frames in the window (the machine or the service did not keep up, so the CPU figure would
+understate the real cost); ``camera_at_rate`` is false when the camera itself delivered fewer than
+90 % of its 25 fps (the ``cast`` picture costs the simulator about a core: on a busy machine it
+drops to ~20 fps, and the figures are then for ``camera_fps``).
 """
 
 from __future__ import annotations
@@ -500,10 +502,13 @@ async def drive(
                 "simulator_cpu_pct": round(w.simulator, 1),
                 "valkey_cpu_pct": round(w.valkey, 2),
                 "machine_busy_pct": round(w.machine_busy, 1),
-                # A viewer (or the decoding one) short of the camera's frames, or a camera short of its
-                # frame rate, means the machine or the service did not keep up: the CPU figure would
-                # then understate the service's real cost.
-                "valid": flowing and min(fps) >= 0.9 * camera_fps and camera_fps >= 0.9 * FPS,
+                # A viewer (or the decoding one) short of the camera's frames means the machine or the
+                # service did not keep up: the CPU figure would then understate the service's real cost.
+                "valid": flowing and min(fps) >= 0.9 * camera_fps,
+                # The camera itself short of its 25 fps (the simulator's generator is single-threaded
+                # and the cast pattern needs about a whole core): fewer frames to send, so the CPU
+                # figures are for camera_fps, not 25 fps.
+                "camera_at_rate": camera_fps >= 0.9 * FPS,
             }
             lines.append(json.dumps(result))
             print(lines[-1], flush=True)
