@@ -4,9 +4,9 @@
 
 The real path, each part its own process, so that only the service's work is measured:
 - the camera: the camera simulator (tools/camsim, gst-rtsp-server) encoding one 1280x720, 25 fps,
-  ~2 Mbit/s H.264 High mount live (x264, no B-frames, GOP 2 s). Its encoder costs ~20 % of a core,
-  outside the service's figure but on the same 2 cores (``--sim-nice`` lowers its priority below the
-  service's, above the viewers');
+  ~2 Mbit/s H.264 High mount live (x264, no B-frames, GOP 2 s; see PATTERN for the picture and why it
+  reaches only 16-24 fps). It costs about a core, outside the service's figure but on the same 2
+  cores (``--sim-nice`` lowers its priority below the service's, above the viewers');
 - the service: a real ``videohub serve`` process (embedded Valkey), the camera registered ``always_on``
   over the API; its passthrough sender (``PassthroughSender``: payloads packetized once per access unit
   and shared, per viewer only RTP header, SRTP and UDP). ``--sender aiortc`` starts the same service
@@ -554,7 +554,7 @@ def main() -> None:
     parser.add_argument(
         "--pattern",
         default=PATTERN,
-        help="simulator picture: cast (~2 Mbit/s, its generator costs ~a core) or clock (~0.35 Mbit/s)",
+        help="simulator picture: cast (~1.6-2 Mbit/s, drawn at <= ~24 fps) or clock (25 fps, ~0.37 Mbit/s)",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
