@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/ingest_cpu.py [--cameras 8] [--seconds 15] [--rounds 3] [--transcode 1]
 
-Starts the camera simulator, then measures, each over ``--seconds`` after a warm-up, in
-``--rounds`` alternating rounds (the ratio compares medians: the box is shared and noisy):
-1. passthrough: N ``ingest.Source`` threads in this process on one shared mount (distinct URLs by
-   query string), each publishing into its ``Feed`` (GOP cache) — the media path up to the viewers,
-   whose cost belongs to WHEP. CPU is this process's user+system time from the OS
-   (``time.process_time``). ``--reader`` adds one reading subscriber per feed, reported apart.
+Starts the camera simulator and a real ``videohub serve`` process (defaults: health monitoring and
+keyframe diagnosis on), then measures, each over ``--seconds`` after a warm-up, in ``--rounds``
+alternating rounds (the ratio compares medians: the box is shared and noisy):
+1. passthrough: N always_on cameras registered over the API on one shared mount (distinct URLs by
+   query string): the service ingests each into its Feed (GOP cache) with nobody watching — the media
+   path up to the viewers, whose cost belongs to WHEP. CPU is the service process's user+system time
+   from ``/proc/<pid>/stat``, minus the same service's idle CPU (no camera) measured first; the
+   cameras are deleted after each round.
 2. ffmpeg: N ``ffmpeg -rtsp_transport tcp -i URL -c copy -f null -`` processes on the same mount;
    CPU from ``/proc/<pid>/stat`` (utime+stime).
-3. transcode: feeds from the H.265 and B-frame mounts (transcoded once per feed), CPU per feed.
+3. transcode: cameras on the H.265 and B-frame mounts (transcoded once per feed), CPU per feed.
 The simulator runs in its own process and is not counted.
 """
 
@@ -23,16 +25,17 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest import Source, SourceOptions, State
-from ingest.handoff import Handoff
+import httpx
+
 from tests.fixtures.camsim import CameraSimulator
-from videohub.hub.feed import Feed
+from tests.fixtures.service import VideohubService
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -41,60 +44,70 @@ def emit(**fields: Any) -> None:
     print(json.dumps({"bench": "ingest_cpu", **fields}), flush=True)
 
 
-async def drain(feed: Feed) -> None:
-    sub = feed.subscribe()
-    while True:
-        await sub.get()
+class Service:
+    """A ``videohub serve`` process, its API client, and its CPU time from /proc."""
 
+    def __init__(self, service: VideohubService) -> None:
+        self.service = service
+        self.pid = service._proc.pid  # the `videohub serve` Python process itself
+        self.client = httpx.AsyncClient(base_url=service.base_url, headers=service.auth(), timeout=30)
+        self.idle_pct = 0.0
 
-async def wait_streaming(sources: list[Source], limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not all(s.state is State.STREAMING for s in sources) and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
+    async def idle(self, seconds: float) -> float:
+        cpu0, wall0 = proc_cpu(self.pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        self.idle_pct = (proc_cpu(self.pid) - cpu0) / (time.monotonic() - wall0) * 100
+        return self.idle_pct
 
+    async def streams(self, ids: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for cam_id in ids:
+            body = (await self.client.get(f"/api/cameras/{cam_id}/ingest")).json()
+            stream = (body.get("streams") or [{}])[0]
+            out.append({**(stream.get("ingest") or {}), "state": stream.get("state")})
+        return out
 
-async def measure_sources(
-    urls: list[str], warmup: float, seconds: float, *, reader: bool = False
-) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    handoff = Handoff(loop)  # shared, and packets published in the ingest thread, as the Feed hub does
-    feeds = [Feed(f"bench{i}", "main", handoff=handoff) for i in range(len(urls))]
-    readers = [asyncio.create_task(drain(feed)) for feed in feeds] if reader else []
-    sources = [
-        Source(
-            f"bench{i}",
-            url,
-            loop=loop,
-            on_packet=feed.publish,
-            options=SourceOptions(),
-            handoff=handoff,
-            packets_in_thread=True,
-        )
-        for i, (url, feed) in enumerate(zip(urls, feeds, strict=True))
-    ]
-    for source in sources:
-        source.start()
-    await wait_streaming(sources)
-    await asyncio.sleep(warmup)
-    packets0 = sum(s.stats.packets for s in sources)
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(seconds)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    packets = sum(s.stats.packets for s in sources) - packets0
-    streaming = sum(s.state is State.STREAMING for s in sources)
-    modes = sorted({s.info.mode for s in sources if s.info is not None})
-    for task in readers:
-        task.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    await asyncio.gather(*(s.aclose() for s in sources))
-    return {
-        "cpu": cpu,
-        "wall": wall,
-        "packets": packets,
-        "streaming": streaming,
-        "modes": modes,
-        "calls_per_wakeup": round(handoff.calls / max(1, handoff.wakeups), 2),
-    }
+    async def measure(self, name: str, urls: list[str], warmup: float, seconds: float) -> dict[str, Any]:
+        ids = [f"{name}-{i}" for i in range(len(urls))]
+        for cam_id, url in zip(ids, urls, strict=True):
+            body = {
+                "id": cam_id,
+                "name": f"测试{cam_id}",
+                "line": "public_security",
+                "mode": "always_on",
+                "streams": {"main": {"url": url}},
+            }
+            response = await self.client.post("/api/cameras", json=body)
+            assert response.status_code == 201, response.text
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if all(s.get("state") == "streaming" for s in await self.streams(ids)):
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(warmup)
+            before = await self.streams(ids)
+            cpu0, wall0 = proc_cpu(self.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu, wall = proc_cpu(self.pid) - cpu0, time.monotonic() - wall0
+            after = await self.streams(ids)
+        finally:
+            for cam_id in ids:
+                await self.client.delete(f"/api/cameras/{cam_id}")
+        return {
+            "cpu": max(0.0, cpu - self.idle_pct / 100 * wall),
+            "service_cpu": cpu,
+            "wall": wall,
+            "packets": sum(
+                a.get("packets", 0) - b.get("packets", 0) for a, b in zip(after, before, strict=True)
+            ),
+            "streaming": sum(a.get("state") == "streaming" for a in after),
+            "modes": sorted({a["mode"] for a in after if a.get("mode")}),
+        }
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await asyncio.to_thread(self.service.close)
 
 
 def proc_cpu(pid: int) -> float:
@@ -139,83 +152,88 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--transcode", type=int, default=1, help="feeds per transcoded mount")
     parser.add_argument("--mount", default="cb", help="passthrough mount of the test preset")
-    parser.add_argument("--reader", action="store_true", help="also measure with one reader per feed")
     args = parser.parse_args()
 
     with CameraSimulator(preset="test") as sim:
-        spec = next(m for m in sim.ready["mounts"] if m["name"] == args.mount)
-        # Rounds alternate ours and ffmpeg so load from other processes hits both alike; medians.
-        ours_pct: list[float] = []
-        ffmpeg_pct: list[float] = []
-        for r in range(args.rounds):
-            urls = [sim.rtsp_url(args.mount, {"bench": i, "round": r}) for i in range(args.cameras)]
-            ours = await measure_sources(urls, args.warmup, args.seconds)
-            ours_pct.append(ours["cpu"] / args.cameras / ours["wall"] * 100)
-            emit(
-                mode="passthrough",
-                round=r,
-                mount=args.mount,
-                stream=f"{spec['width']}x{spec['height']}@{spec['fps']} {spec['bitrate']} kbit/s",
-                cameras=args.cameras,
-                streaming=ours["streaming"],
-                seconds=round(ours["wall"], 2),
-                packets=ours["packets"],
-                loop_calls_per_wakeup=ours["calls_per_wakeup"],
-                cpu_seconds=round(ours["cpu"], 3),
-                cpu_percent_per_camera=round(ours_pct[-1], 3),
+        service = Service(
+            await asyncio.to_thread(
+                VideohubService,
+                Path(tempfile.mkdtemp(prefix="vh-ingest-bench-")),
+                env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning"},
             )
-            ffmpeg_urls = [sim.rtsp_url(args.mount, {"ffmpeg": i, "round": r}) for i in range(args.cameras)]
-            theirs = await measure_ffmpeg(ffmpeg_urls, args.warmup, args.seconds)
-            ffmpeg_pct.append(theirs["cpu"] / args.cameras / theirs["wall"] * 100)
-            emit(
-                mode="ffmpeg_copy",
-                round=r,
-                mount=args.mount,
-                cameras=args.cameras,
-                alive=theirs["alive"],
-                seconds=round(theirs["wall"], 2),
-                cpu_seconds=round(theirs["cpu"], 3),
-                cpu_percent_per_camera=round(ffmpeg_pct[-1], 3),
-            )
-        if args.reader:
-            urls = [sim.rtsp_url(args.mount, {"bench": i, "reader": 1}) for i in range(args.cameras)]
-            read = await measure_sources(urls, args.warmup, args.seconds, reader=True)
-            emit(
-                mode="passthrough_with_reader",
-                mount=args.mount,
-                cameras=args.cameras,
-                seconds=round(read["wall"], 2),
-                cpu_seconds=round(read["cpu"], 3),
-                cpu_percent_per_camera=round(read["cpu"] / args.cameras / read["wall"] * 100, 3),
-            )
-        ours_median, ffmpeg_median = statistics.median(ours_pct), statistics.median(ffmpeg_pct)
-        ratio = ours_median / ffmpeg_median if ffmpeg_median > 0 else None
-        emit(
-            mode="ratio",
-            metric="median passthrough CPU / median ffmpeg -c copy CPU, per camera",
-            rounds=args.rounds,
-            passthrough_percent_per_camera=round(ours_median, 3),
-            ffmpeg_percent_per_camera=round(ffmpeg_median, 3),
-            value=None if ratio is None else round(ratio, 3),
-            goal=1.3,
-            met=None if ratio is None else ratio <= 1.3,
         )
-        for mount in ("h265", "bframes"):
-            if args.transcode <= 0:
-                break
-            turls = [sim.rtsp_url(mount, {"bench": i}) for i in range(args.transcode)]
-            result = await measure_sources(turls, args.warmup, args.seconds)
-            tspec = next(m for m in sim.ready["mounts"] if m["name"] == mount)
-            emit(
-                mode="transcode",
-                mount=mount,
-                stream=f"{tspec['codec']} {tspec['width']}x{tspec['height']}@{tspec['fps']}",
-                feeds=args.transcode,
-                modes=result["modes"],
-                seconds=round(result["wall"], 2),
-                cpu_seconds=round(result["cpu"], 3),
-                cpu_percent_per_feed=round(result["cpu"] / args.transcode / result["wall"] * 100, 2),
-            )
+        try:
+            await run(args, sim, service)
+        finally:
+            await service.close()
+
+
+async def run(args: argparse.Namespace, sim: CameraSimulator, service: Service) -> None:
+    await asyncio.sleep(args.warmup)  # the service settles after its start
+    await service.idle(args.seconds)
+    emit(mode="service_idle", seconds=args.seconds, cpu_percent=round(service.idle_pct, 3))
+    spec = next(m for m in sim.ready["mounts"] if m["name"] == args.mount)
+    # Rounds alternate ours and ffmpeg so load from other processes hits both alike; medians.
+    ours_pct: list[float] = []
+    ffmpeg_pct: list[float] = []
+    for r in range(args.rounds):
+        urls = [sim.rtsp_url(args.mount, {"bench": i, "round": r}) for i in range(args.cameras)]
+        ours = await service.measure(f"r{r}", urls, args.warmup, args.seconds)
+        ours_pct.append(ours["cpu"] / args.cameras / ours["wall"] * 100)
+        emit(
+            mode="passthrough",
+            round=r,
+            mount=args.mount,
+            stream=f"{spec['width']}x{spec['height']}@{spec['fps']} {spec['bitrate']} kbit/s",
+            cameras=args.cameras,
+            streaming=ours["streaming"],
+            seconds=round(ours["wall"], 2),
+            packets=ours["packets"],
+            service_cpu_seconds=round(ours["service_cpu"], 3),
+            cpu_seconds=round(ours["cpu"], 3),
+            cpu_percent_per_camera=round(ours_pct[-1], 3),
+        )
+        ffmpeg_urls = [sim.rtsp_url(args.mount, {"ffmpeg": i, "round": r}) for i in range(args.cameras)]
+        theirs = await measure_ffmpeg(ffmpeg_urls, args.warmup, args.seconds)
+        ffmpeg_pct.append(theirs["cpu"] / args.cameras / theirs["wall"] * 100)
+        emit(
+            mode="ffmpeg_copy",
+            round=r,
+            mount=args.mount,
+            cameras=args.cameras,
+            alive=theirs["alive"],
+            seconds=round(theirs["wall"], 2),
+            cpu_seconds=round(theirs["cpu"], 3),
+            cpu_percent_per_camera=round(ffmpeg_pct[-1], 3),
+        )
+    ours_median, ffmpeg_median = statistics.median(ours_pct), statistics.median(ffmpeg_pct)
+    ratio = ours_median / ffmpeg_median if ffmpeg_median > 0 else None
+    emit(
+        mode="ratio",
+        metric="median passthrough CPU / median ffmpeg -c copy CPU, per camera",
+        rounds=args.rounds,
+        passthrough_percent_per_camera=round(ours_median, 3),
+        ffmpeg_percent_per_camera=round(ffmpeg_median, 3),
+        value=None if ratio is None else round(ratio, 3),
+        goal=1.3,
+        met=None if ratio is None else ratio <= 1.3,
+    )
+    for mount in ("h265", "bframes"):
+        if args.transcode <= 0:
+            break
+        turls = [sim.rtsp_url(mount, {"bench": i}) for i in range(args.transcode)]
+        result = await service.measure(f"t{mount}", turls, args.warmup, args.seconds)
+        tspec = next(m for m in sim.ready["mounts"] if m["name"] == mount)
+        emit(
+            mode="transcode",
+            mount=mount,
+            stream=f"{tspec['codec']} {tspec['width']}x{tspec['height']}@{tspec['fps']}",
+            feeds=args.transcode,
+            modes=result["modes"],
+            seconds=round(result["wall"], 2),
+            cpu_seconds=round(result["cpu"], 3),
+            cpu_percent_per_feed=round(result["cpu"] / args.transcode / result["wall"] * 100, 2),
+        )
 
 
 if __name__ == "__main__":
