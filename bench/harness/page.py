@@ -89,6 +89,13 @@ def _ingest(lines: list[Line]) -> Iterator[Row]:
                 "",
             )
             yield ("ratio passthrough / ffmpeg", fmt(x["value"]), f"≤ {x['goal']}", met(x["met"]))
+        elif x.get("mode") == "passthrough_with_health":
+            yield (
+                f"whole per-camera cost with health monitoring and diagnosis on ({x['cameras']} cameras)",
+                fmt(x["cpu_percent_per_camera"], "% of a core"),
+                "",
+                "",
+            )
         elif x.get("mode") == "transcode":
             yield (
                 f"transcode CPU per feed ({x['stream']})",
@@ -147,13 +154,24 @@ def _alert(lines: list[Line]) -> Iterator[Row]:
 
 def _diagnosis(lines: list[Line]) -> Iterator[Row]:
     for x in lines:
+        service = x.get("service")
+        where = "in a `videohub serve`" if service else "isolated"
         yield (
-            f"keyframe diagnosis / full decode CPU ({x['stream']},"
+            f"keyframe diagnosis / full decode CPU, {where} ({x['stream']},"
             f" one check per {fmt(x['diagnosis_interval_s'])} s)",
             fmt(x["fraction"]),
             "≤ 0.05",
             met(x["goal_met"]),
         )
+        if service:
+            yield (
+                f"… diagnosis per camera ({service['cameras']} cameras) / `ffmpeg -threads 1` decode",
+                f"{fmt(service['diagnosis_pct_per_camera'])} / {fmt(service['full_decode_pct_per_camera'])}"
+                " % of a core",
+                "",
+                "",
+            )
+            yield ("… the same, isolated in one process (precise)", fmt(x.get("isolated_fraction")), "", "")
 
 
 def _probe(lines: list[Line]) -> Iterator[Row]:

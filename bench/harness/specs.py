@@ -60,7 +60,12 @@ SPECS: list[Spec] = [
         heavy=True,
     ),
     Spec("alert_latency", "alert_latency.py", [[]], [["--cameras", "1", "--rounds", "2"]]),
-    Spec("diagnosis_cpu", "diagnosis_cpu.py", [[]], [["--seconds", "10"]]),
+    Spec(
+        "diagnosis_cpu",
+        "diagnosis_cpu.py",
+        [[]],
+        [["--seconds", "10", "--cameras", "2", "--window", "10", "--rounds", "1", "--warmup", "3"]],
+    ),
     Spec(
         "probe_cycle",
         "probe_cycle.py",

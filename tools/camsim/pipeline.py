@@ -137,6 +137,11 @@ def picture_settings(pattern: str) -> PictureSettings:
         return PictureSettings(src=src)
     if pattern == "smpte":
         return PictureSettings(src={"pattern": "smpte75", "horizontal-speed": 0})
+    if pattern == "noise":
+        # Sensor noise everywhere: the encoder spends its whole bitrate, as on a busy real scene
+        # (the clock and bar patterns compress to a fraction of a camera's bitrate), at about a
+        # third of the CPU the "cast" pinwheel costs to draw.
+        return PictureSettings(src={"pattern": "snow", "horizontal-speed": 0})
     return PictureSettings()
 
 

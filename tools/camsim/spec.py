@@ -11,7 +11,7 @@ from typing import Any
 
 CODECS = ("h264", "h265", "mjpeg")
 PROFILES = ("baseline", "main", "high")
-PATTERNS = ("clock", "black", "frozen", "blur", "covered", "cast", "smpte")
+PATTERNS = ("clock", "black", "frozen", "blur", "covered", "cast", "smpte", "noise")
 AUDIO = ("none", "pcma")
 AUTH = ("none", "basic", "digest")
 
