@@ -23,6 +23,7 @@ from aiortc import (
 )
 
 from ingest.packet import Packet
+from videohub.aio import checkpoint
 from videohub.errors import NotFound, Unavailable, VideohubError
 from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
@@ -301,6 +302,7 @@ class SessionManager:
     async def _watch(self) -> None:
         s = self._settings
         while True:
+            checkpoint()
             await asyncio.sleep(WATCHDOG_INTERVAL)
             now = time.monotonic()
             for sid, session in list(self._sessions.items()):

@@ -7,11 +7,11 @@ it on ``services.sessions`` and pushes its cleanup on the lifespan's exit stack.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+from videohub.aio import cancel_and_wait, checkpoint
 from videohub.policy import can_see_line
 from videohub.services import Services
 from videohub.webrtc.manager import SessionEndHook, SessionManager
@@ -63,6 +63,7 @@ async def sweep_rights(svc: Services, manager: SessionManager) -> int:
 
 async def _sweep_forever(svc: Services, manager: SessionManager, interval: float) -> None:
     while True:
+        checkpoint()  # the sweep's Redis calls may swallow a cancel on 3.11 (see videohub.aio)
         await asyncio.sleep(interval)
         try:
             await sweep_rights(svc, manager)
@@ -92,9 +93,7 @@ def whep_startup(
         task = asyncio.create_task(_sweep_forever(svc, manager, rights_interval), name="whep-rights")
 
         async def stop_sweep() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
         stack.push_async_callback(stop_sweep)
 
