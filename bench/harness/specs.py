@@ -64,7 +64,7 @@ SPECS: list[Spec] = [
         "diagnosis_cpu",
         "diagnosis_cpu.py",
         [[]],
-        [["--seconds", "10", "--cameras", "2", "--window", "10", "--rounds", "1", "--warmup", "3"]],
+        [["--seconds", "6", "--cameras", "2", "--window", "6", "--rounds", "1", "--warmup", "2"]],
     ),
     Spec(
         "probe_cycle",
