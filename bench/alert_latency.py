@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,21 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
         "p95": round(p95, 3),
         "max": round(ordered[-1], 3),
     }
+
+
+async def first_found(
+    found: Callable[[], float | None], changed: asyncio.Event, within: float
+) -> float | None:
+    """``found()`` once it answers, re-asked each time ``changed`` is set; None after ``within`` s."""
+    deadline = time.monotonic() + within
+    while (at := found()) is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), left)
+    return at
 
 
 class AlertWatch:
@@ -89,17 +105,14 @@ class AlertWatch:
 
     async def wait(self, event: str, camera: str, after: float, within: float) -> float | None:
         """Arrival time of the first ``event`` for ``camera`` (kind offline) at or after ``after``."""
-        deadline = time.monotonic() + within
-        while True:
+
+        def found() -> float | None:
             for at, name, cam, kind in self.events:
                 if at >= after and name == event and cam == camera and kind == "offline":
                     return at
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+            return None
+
+        return await first_found(found, self._changed, within)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -138,17 +151,11 @@ class Watcher:
             self._changed.set()
 
     async def first_frame_after(self, after: float, within: float) -> float | None:
-        deadline = time.monotonic() + within
-        while True:
-            later = [t for t in self.decoded[-50:] if t >= after]
-            if later:
-                return later[0]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+
+        def found() -> float | None:
+            return next((t for t in self.decoded[-50:] if t >= after), None)
+
+        return await first_found(found, self._changed, within)
 
     async def close(self) -> None:
         if self._task is not None:
