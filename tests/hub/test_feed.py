@@ -10,7 +10,7 @@ import pytest
 
 from ingest.handoff import Handoff
 from ingest.packet import Packet
-from videohub.hub.feed import Feed, FeedClosed, FeedInfo
+from videohub.hub.feed import DeliveryFailed, Feed, FeedClosed, FeedInfo
 
 TB = Fraction(1, 90000)
 
@@ -179,3 +179,57 @@ async def test_a_feed_nobody_watches_never_wakes_the_loop() -> None:
     thread.join()
     assert handoff.calls == 0
     assert feed.gop_packets == 50 and feed.last_keyframe is not None
+
+
+async def test_a_caught_up_subscriber_gets_packets_in_the_ingest_thread_in_order() -> None:
+    handoff = Handoff(asyncio.get_running_loop())
+    feed = Feed("cam", "main", handoff=handoff)
+    publish_all(feed, gop(0, 5))
+    sub = feed.subscribe()
+    got: list[tuple[int | None, str]] = []
+
+    def sink(p: Packet) -> bool:
+        got.append((p.pts, threading.current_thread().name))
+        return True
+
+    assert not sub.direct(sink)  # the GOP burst is still queued: read it first
+    burst = [await sub.get() for _ in range(5)]
+    assert sub.direct(sink) and sub.is_direct
+    thread = threading.Thread(target=publish_all, args=(feed, gop(5, 30)), name="ingest-cam")
+    thread.start()
+    thread.join()
+    # Every packet once, in order, in the ingest thread; the loop was never woken for them.
+    assert [p.pts for p in burst] + [pts for pts, _ in got] == [p.pts for p in gop(0, 35)]
+    assert {name for _, name in got} == {"ingest-cam"}
+    assert handoff.calls == 0 and sub.queued == 0 and sub.delivered == 35 and sub.drops == 0
+    # Leaving stops the calls; get() reports the end as for any subscriber.
+    waiting = asyncio.create_task(sub.get())
+    await asyncio.sleep(0)
+    sub.close()
+    with pytest.raises(FeedClosed):
+        await waiting
+    feed.publish(packet(40))
+    assert len(got) == 30
+
+
+async def test_a_failing_sink_ends_its_subscription_only() -> None:
+    handoff = Handoff(asyncio.get_running_loop())
+    feed = Feed("cam", "main", handoff=handoff)
+    broken, dropping, queued = feed.subscribe(), feed.subscribe(), feed.subscribe()
+    calls: list[int] = []
+
+    def fails(p: Packet) -> bool:
+        calls.append(1)
+        raise OSError("socket gone")
+
+    assert broken.direct(fails) and dropping.direct(lambda p: False)
+    waiting = asyncio.create_task(broken.get())
+    await asyncio.sleep(0)
+    thread = threading.Thread(target=publish_all, args=(feed, gop(0, 10)))
+    thread.start()
+    thread.join()
+    with pytest.raises(DeliveryFailed, match="delivery failed"):
+        await asyncio.wait_for(waiting, 2.0)
+    assert len(calls) == 1 and broken.closed and feed.subscribers == 2
+    assert dropping.drops == 10 and dropping.delivered == 0  # False: counted as dropped
+    assert [(await queued.get()).pts for _ in range(10)] == [p.pts for p in gop(0, 10)]

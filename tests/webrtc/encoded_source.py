@@ -1,16 +1,13 @@
 """A real H.264 packet source for WHEP tests: libx264 (through PyAV) encoding a moving test pattern.
 
-It stands in for the Feed hub until tests can use the real one: one encoder thread per stream,
-packets handed to the loop with ``call_soon_threadsafe``, a GOP cache so a new subscriber starts at
-the last keyframe, and bounded subscriber queues that skip to the next keyframe when full.
+It stands in for a camera and its ingest: one encoder thread per stream publishing each packet into a
+real hub ``Feed`` from that thread, as ingest does (GOP cache, bounded subscriptions, direct senders).
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -18,17 +15,10 @@ import av
 import numpy as np
 
 from ingest.packet import Packet
-from videohub.hub.feed import FeedClosed
+from videohub.hub.feed import Feed, Subscription
 from videohub.models import Camera
 
 TIME_BASE = Fraction(1, 90_000)
-
-
-class SourceClosed(FeedClosed):
-    """The stream ended, as the hub's FeedClosed."""
-
-    def __init__(self) -> None:
-        super().__init__("stream ended")
 
 
 @dataclass(frozen=True)
@@ -40,60 +30,12 @@ class StreamShape:
     profile: str = "baseline"  # baseline | main | high
 
 
-class Subscription:
-    def __init__(self, source: EncodedStream, backlog: list[Packet], maxsize: int = 60) -> None:
-        self._source = source
-        self._queue: deque[Packet] = deque(backlog)
-        self._maxsize = maxsize
-        self._wake = asyncio.Event()
-        self._closed = False
-        self._ended = False
-        self._skipping = False
-        self.drops = 0
-        if self._queue:
-            self._wake.set()
-
-    def push(self, packet: Packet) -> None:
-        if self._skipping and not packet.keyframe:
-            self.drops += 1
-            return
-        if len(self._queue) >= self._maxsize:
-            self.drops += len(self._queue) + (0 if packet.keyframe else 1)
-            self._queue.clear()
-            self._skipping = not packet.keyframe
-            if self._skipping:
-                return
-        self._skipping = False
-        self._queue.append(packet)
-        self._wake.set()
-
-    def end(self) -> None:
-        self._ended = True
-        self._wake.set()
-
-    async def get(self) -> Packet:
-        while not self._queue:
-            if self._ended or self._closed:
-                raise SourceClosed
-            self._wake.clear()
-            await self._wake.wait()
-        return self._queue.popleft()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._source.leave(self)
-            self._wake.set()
-
-
 class EncodedStream:
     """One encoder thread producing Annex-B packets (SPS/PPS before every keyframe)."""
 
-    def __init__(self, shape: StreamShape, loop: asyncio.AbstractEventLoop, *, silent: bool = False) -> None:
+    def __init__(self, key: tuple[str, str], shape: StreamShape, *, silent: bool = False) -> None:
         self.shape = shape
-        self._loop = loop
-        self._subs: list[Subscription] = []
-        self._gop: list[Packet] = []
+        self.feed = Feed(*key)  # on the running loop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"encoder-{shape.profile}", daemon=True)
         self.packets = 0
@@ -102,27 +44,18 @@ class EncodedStream:
             self._thread.start()
 
     def subscribe(self) -> Subscription:
-        sub = Subscription(self, list(self._gop))
-        self._subs.append(sub)
-        return sub
-
-    def leave(self, sub: Subscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
+        return self.feed.subscribe()
 
     @property
     def subscribers(self) -> int:
-        return len(self._subs)
+        return self.feed.subscribers
 
     def _deliver(self, packet: Packet) -> None:
+        """In the encoder thread, as ingest calls ``Feed.publish``."""
         if self.paused:  # a camera that stops sending for a while
             return
-        if packet.keyframe:
-            self._gop = []
-        self._gop.append(packet)
         self.packets += 1
-        for sub in list(self._subs):
-            sub.push(packet)
+        self.feed.publish(packet)
 
     def _run(self) -> None:
         s = self.shape
@@ -153,21 +86,18 @@ class EncodedStream:
                     keyframe=bool(p.is_keyframe),
                     received=time.monotonic(),
                 )
-                try:
-                    self._loop.call_soon_threadsafe(self._deliver, packet)
-                except RuntimeError:  # loop closed
-                    return
+                self._deliver(packet)
             i += 1
             delay = start + i / s.fps - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
 
     def stop(self) -> None:
+        """On the loop: stop encoding and end the feed (every subscription's ``get`` raises)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        for sub in list(self._subs):
-            sub.end()
+        self.feed.close("stream ended")
 
 
 @dataclass
@@ -187,9 +117,7 @@ class EncodedFeeds:
         key = (camera.id, stream)
         if key not in self.streams:
             shape = self.shapes.get(camera.id, StreamShape())
-            self.streams[key] = EncodedStream(
-                shape, asyncio.get_running_loop(), silent=camera.id in self.silent
-            )
+            self.streams[key] = EncodedStream(key, shape, silent=camera.id in self.silent)
         return self.streams[key].subscribe()
 
     def end(self, camera_id: str) -> None:

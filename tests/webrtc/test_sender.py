@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from fractions import Fraction
 from types import SimpleNamespace
@@ -66,15 +66,20 @@ def test_packetizer_makes_aiortcs_payloads_once_per_access_unit() -> None:
 
 
 @pytest.fixture
-async def manager() -> AsyncIterator[SessionManager]:
+def feeds() -> Iterator[EncodedFeeds]:
     feeds = EncodedFeeds(shapes={"cam": StreamShape(profile="baseline", width=640, height=360, fps=15)})
-    m = SessionManager(WebRTCSettings(), feeds)
+    yield feeds
+    feeds.close()
+
+
+@pytest.fixture(params=[True, False], ids=["from-ingest-thread", "from-event-loop"])
+async def manager(request: pytest.FixtureRequest, feeds: EncodedFeeds) -> AsyncIterator[SessionManager]:
+    m = SessionManager(WebRTCSettings(send_from_ingest=request.param), feeds)
     await m.start()
     try:
         yield m
     finally:
         await m.close()
-        feeds.close()
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> bool:
@@ -100,6 +105,7 @@ async def test_viewers_share_packetizing_and_receive_sender_reports(manager: Ses
         # Both players decoded the same access units, packetized once.
         assert manager.packetizer.shared > 0
         assert manager.packetizer.made < sum(s.track.frames_sent for s in manager.live())
+        assert all(s.passthrough is not None for s in manager.live())
 
         async def reported() -> bool:
             # The player's view of our RTCP sender reports: packets and bytes the server sent.
@@ -111,6 +117,33 @@ async def test_viewers_share_packetizing_and_receive_sender_reports(manager: Ses
     finally:
         for viewer in viewers:
             await viewer.close()
+
+
+@pytest.mark.media
+async def test_after_the_first_picture_the_ingest_thread_sends_without_waking_the_loop(
+    feeds: EncodedFeeds,
+) -> None:
+    m = SessionManager(WebRTCSettings(), feeds)
+    viewer = Viewer()
+    try:
+        session = await m.create(OPERATOR, camera("cam"), "main", await viewer.offer())
+        await viewer.accept(session.answer_sdp)
+        await viewer.frame()
+        assert session.passthrough is not None
+
+        async def direct() -> bool:
+            return session.passthrough is not None and session.passthrough.direct
+
+        assert await until(direct)
+        feed = feeds.streams[("cam", "main")].feed
+        wakeups, sent = feed._handoff.calls, session.track.frames_sent
+        for _ in range(20):  # 20 more pictures, each sent by the encoder ("ingest") thread
+            assert (await viewer.frame()).width == 640
+        assert session.track.frames_sent >= sent + 20
+        assert feed._handoff.calls == wakeups  # not one loop wake-up for them
+    finally:
+        await viewer.close()
+        await m.close()
 
 
 @pytest.mark.media

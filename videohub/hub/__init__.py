@@ -1,8 +1,18 @@
 """The Feed hub: one Feed per camera stream (GOP cache, bounded fan-out) and the manager that runs
 their ingest threads as the registry says (``FeedManager``)."""
 
-from videohub.hub.feed import Feed, FeedClosed, FeedInfo, Subscription
+from videohub.hub.feed import DeliveryFailed, Feed, FeedClosed, FeedInfo, Sink, Subscription
 from videohub.hub.manager import FeedManager, FeedStats
 from videohub.hub.snapshot import NoPicture
 
-__all__ = ["Feed", "FeedClosed", "FeedInfo", "FeedManager", "FeedStats", "NoPicture", "Subscription"]
+__all__ = [
+    "DeliveryFailed",
+    "Feed",
+    "FeedClosed",
+    "FeedInfo",
+    "FeedManager",
+    "FeedStats",
+    "NoPicture",
+    "Sink",
+    "Subscription",
+]

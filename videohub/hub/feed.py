@@ -14,11 +14,17 @@ ingest or another viewer.
   is a whole GOP behind when a new keyframe arrives, drops what it has queued and resumes at a
   keyframe; every dropped packet is counted (``Subscription.drops``). aiortc's MediaRelay is not
   used: its queues are unbounded.
+- Direct delivery: a subscriber that has caught up (its queue empty) may hand the feed a *sink*
+  (``Subscription.direct``), a non-blocking function the ingest thread then calls with each new
+  packet instead of queueing it and waking the loop. A WHEP viewer's sender does this after its GOP
+  burst: a loop wake-up per frame was most of one viewer's CPU (bench/fanout_cpu.py). The switch is
+  made under the feed's lock with an empty queue, so no packet is lost or reordered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +33,8 @@ from dataclasses import dataclass
 from ingest.handoff import Handoff
 from ingest.packet import Packet
 
+log = logging.getLogger(__name__)
+
 
 class FeedClosed(Exception):
     """The feed ended (camera deleted or disabled, service stopping) or the subscription was closed."""
@@ -34,6 +42,14 @@ class FeedClosed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DeliveryFailed(FeedClosed):
+    """The subscription's direct sink raised: the subscription ended, the feed goes on."""
+
+
+Sink = Callable[[Packet], bool]
+"""Called by the ingest thread with each packet; must not block. False: the packet was dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,8 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._closed: str | None = None
+        self._failed = False
+        self._sink: Sink | None = None
         self.delivered = 0
 
     # -- the viewer's side (event loop) ------------------------------------------------------
@@ -98,7 +116,7 @@ class Subscription:
         while True:
             with lock:
                 if self._closed is not None:
-                    raise FeedClosed(self._closed)
+                    raise (DeliveryFailed if self._failed else FeedClosed)(self._closed)
                 if self._queue:
                     packet = self._queue.popleft()
                     self._bytes -= packet.size
@@ -122,6 +140,22 @@ class Subscription:
         except FeedClosed:
             raise StopAsyncIteration from None
 
+    @property
+    def is_direct(self) -> bool:
+        return self._sink is not None
+
+    def direct(self, sink: Sink) -> bool:
+        """From now on, have the ingest thread call ``sink(packet)`` for each packet (True), if this
+        subscription has nothing queued (else False: read on and try again). ``get()`` then only
+        waits for the end: it raises FeedClosed when the feed or the subscription ends, and
+        DeliveryFailed when ``sink`` raised. Loop only.
+        """
+        with self.feed._lock:
+            if self._closed is not None or self._queue or self._sink is not None:
+                return False
+            self._sink = sink
+            return True
+
     def close(self) -> None:
         """Leave the feed. Idempotent."""
         with self.feed._lock:
@@ -131,6 +165,34 @@ class Subscription:
         self.feed._remove(self)
 
     # -- the feed's side (under the feed's lock) ---------------------------------------------
+
+    def _deliver(self, sink: Sink, packet: Packet) -> None:
+        """The ingest thread, outside the feed's lock: one packet to a direct subscriber."""
+        if self._closed is not None:  # closed since the feed listed it: nobody wants it any more
+            return
+        try:
+            delivered = sink(packet)
+        except Exception as exc:
+            with self.feed._lock:
+                if self._sink is not sink:
+                    return
+                self._sink = None
+            log.exception("direct delivery to a subscriber of %s failed", self.feed.key)
+            self.feed._handoff.call(self._fail, f"delivery failed ({type(exc).__name__})")
+            return
+        if delivered:
+            self.delivered += 1
+        else:
+            self._drops += 1
+
+    def _fail(self, reason: str) -> None:
+        """On the loop: a sink failed; end this subscription only."""
+        with self.feed._lock:
+            if self._closed is not None:
+                return
+            self._failed = True
+            self._end(reason)
+        self.feed._remove(self)
 
     def _wake(self) -> None:
         """Runs on the loop: resolve the waiting ``get``."""
@@ -193,6 +255,7 @@ class Subscription:
         if self._closed is not None:
             return
         self._closed = reason
+        self._sink = None
         self._queue.clear()
         self._bytes = 0
         self._queued_keyframes = 0
@@ -276,6 +339,7 @@ class Feed:
     def publish(self, packet: Packet) -> None:
         """Hand one packet to every subscriber. Any thread; never blocks beyond a short lock."""
         wake: list[Subscription] = []
+        direct: list[tuple[Subscription, Sink]] = []
         keyframe_waiters: list[asyncio.Future[Packet]] = []
         with self._lock:
             if self._closed is not None:
@@ -298,8 +362,15 @@ class Feed:
                     self._gop.append(packet)
                     self._gop_bytes += packet.size
             for sub in self._subscribers:
-                if sub._offer(packet):
+                sink = sub._sink
+                if sink is not None:
+                    direct.append((sub, sink))
+                elif sub._offer(packet):
                     wake.append(sub)
+        # Sinks run outside the lock (they send): one slow sink delays this camera's next packet,
+        # never another camera nor a subscriber's get().
+        for sub, sink in direct:
+            sub._deliver(sink, packet)
         for sub in wake:
             self._handoff.call(sub._wake)
         for waiter in keyframe_waiters:

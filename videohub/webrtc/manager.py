@@ -189,8 +189,12 @@ class SessionManager:
             # The player's keyframe requests reach the sender only; passthrough cannot honour them,
             # so they are counted on the track instead of setting aiortc's unused encoder flag.
             setattr(transceiver.sender, "_send_keyframe", track.request_keyframe)  # noqa: B010
+            passthrough: PassthroughSender | None = None
             if PassthroughSender.supported(transceiver.sender):
-                PassthroughSender(transceiver.sender, track, self.packetizer).install()
+                passthrough = PassthroughSender(
+                    transceiver.sender, track, self.packetizer, direct=self._settings.send_from_ingest
+                )
+                passthrough.install()
             else:  # another aiortc: its generic loop (slower per viewer, same stream) still works
                 log.warning("aiortc sender internals changed: using aiortc's RTP loop")
             try:
@@ -224,6 +228,7 @@ class SessionManager:
                 track=track,
                 sender=transceiver.sender,
                 subscription=subscription,
+                passthrough=passthrough,
                 answer_sdp=local.sdp,
                 etag=f'"{secrets.token_hex(8)}"',
             )

@@ -7,6 +7,8 @@ aiortc's ``RTCRtpSender`` did that work again for every viewer; here it is done 
 
 from __future__ import annotations
 
+import threading
+
 from aiortc.codecs.h264 import H264Encoder
 
 from ingest.packet import Packet
@@ -24,11 +26,14 @@ class Packetizer:
 
     Keyed by the packet object itself (the Feed hands one object to all its subscribers); the entry
     holds the packet, so its identity cannot be reused while cached. ``max_units`` bounds memory:
-    an evicted unit (a late joiner reading an old GOP) is simply packetized again.
+    an evicted unit (a late joiner reading an old GOP) is simply packetized again. Thread-safe: the
+    loop and every camera's ingest thread (direct senders) use it; packetizing runs outside the lock
+    (two threads may both make one unit's payloads, which are equal).
     """
 
     def __init__(self, max_units: int = 512) -> None:
         self._max = max_units
+        self._lock = threading.Lock()
         self._units: dict[int, tuple[Packet, tuple[bytes, ...]]] = {}
         self.made = 0
         """Access units packetized (cache misses)."""
@@ -41,11 +46,12 @@ class Packetizer:
             self.shared += 1
             return entry[1]
         payloads = packetize(packet.data)
-        self.made += 1
-        units = self._units
-        units[id(packet)] = (packet, payloads)
-        if len(units) > self._max:
-            del units[next(iter(units))]  # the oldest insertion
+        with self._lock:
+            self.made += 1
+            units = self._units
+            units[id(packet)] = (packet, payloads)
+            if len(units) > self._max:
+                del units[next(iter(units))]  # the oldest insertion
         return payloads
 
     def __len__(self) -> int:

@@ -7,6 +7,8 @@ four awaited calls (``RTCDtlsTransport._send_rtp`` → ``RTCIceTransport`` → a
 → ``StunProtocol.send_data``) around the only two steps that must be done per viewer: SRTP protect
 and ``sendto``. This loop keeps those two, builds the 12-byte header and the header extensions with
 ``struct``, takes the payloads from the shared :class:`Packetizer`, and awaits once per access unit.
+After the GOP burst it does not even await: the camera's ingest thread sends each access unit itself
+(``PassthroughSender`` below), as the loop wake-up per frame was then the largest part of a viewer.
 
 What browsers rely on is kept: the negotiated header extensions (mid, abs-send-time: aiortc
 negotiates no others), the RTX payload type and SSRC, NACK retransmission (from this loop's own
@@ -17,10 +19,15 @@ still sends sender reports and SDES from the counters this loop updates.
 from __future__ import annotations
 
 import asyncio
+import errno
+import importlib
 import logging
 import secrets
+import socket
 import struct
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpSender
@@ -28,6 +35,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import HeaderExtensions
 
+from ingest.packet import Packet
 from videohub.webrtc.packetizer import Packetizer
 from videohub.webrtc.track import FeedTrack
 
@@ -39,6 +47,17 @@ _NTP_EPOCH = 2_208_988_800
 _HEADER = struct.Struct("!BBHLL")
 _EXT_HEADER = struct.Struct("!HH")
 _SEQ = struct.Struct("!H")
+_CLOSED = (errno.EBADF, errno.ENOTSOCK)
+
+_srtp_ffi: Any = None
+_srtp_lib: Any = None
+try:  # pylibsrtp's cffi binding, for LockedSrtp's direct calls (optional: its method is the fallback)
+    _binding = importlib.import_module("pylibsrtp._binding")
+    _srtp_ffi, _srtp_lib = _binding.ffi, _binding.lib
+except (ImportError, AttributeError):  # pragma: no cover - another pylibsrtp
+    pass
+_SRTP_BUFFER = 1500
+_SRTP_TRAILER = 16 + 128  # pylibsrtp's SRTP_MAX_TRAILER_LEN: room libsrtp may append
 
 # aiortc 1.16 keeps these on RTCRtpSender / RTCDtlsTransport under name-mangled attributes; the RTCP
 # task (sender reports), getStats() and stop() read them. ``supported`` checks they all exist.
@@ -66,22 +85,87 @@ def _ntp_now() -> int:
     return int((time.time() + _NTP_EPOCH) * 4294967296.0)
 
 
+class LockedSrtp:
+    """The DTLS transport's outbound SRTP session, usable from two threads.
+
+    Once a sender is direct, the ingest thread protects RTP while the loop protects RTCP (aiortc's
+    sender reports) and RTX repairs with the same libsrtp session; pylibsrtp releases the GIL in
+    libsrtp and copies through one buffer per session, so concurrent calls would corrupt packets.
+
+    ``protect`` (ten calls per frame and viewer) calls libsrtp itself with buffers allocated once;
+    pylibsrtp's method allocates a length cell per call and goes through two more Python frames.
+    Where pylibsrtp's internals differ, and for any error, it goes through pylibsrtp's method.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        srtp: Any = getattr(session, "_srtp", None)
+        self._fast = _srtp_lib is not None and srtp is not None
+        if self._fast:
+            self._srtp = srtp[0]
+            self._cdata = _srtp_ffi.new("char[]", _SRTP_BUFFER)
+            self._buffer = _srtp_ffi.buffer(self._cdata)
+            self._length = _srtp_ffi.new("int *")
+
+    def protect(self, packet: bytes) -> bytes:
+        with self._lock:
+            size = len(packet)
+            if self._fast and size <= _SRTP_BUFFER - _SRTP_TRAILER:
+                self._buffer[0:size] = packet
+                self._length[0] = size
+                if _srtp_lib.srtp_protect(self._srtp, self._cdata, self._length) == 0:
+                    return bytes(self._buffer[0 : self._length[0]])
+            data: bytes = self._session.protect(packet)  # raises pylibsrtp.Error with its reason
+            return data
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        with self._lock:
+            data: bytes = self._session.protect_rtcp(packet)
+            return data
+
+
 class PassthroughSender:
     """Sends one FeedTrack to one player: owns the RTP sequence numbers, timestamps and NACK history.
 
     Installed on the transceiver's ``RTCRtpSender`` before negotiation (``install``); aiortc then
     starts this loop instead of its own when the DTLS transport connects, and stops it the same way.
+
+    The loop sends the first keyframe and the GOP burst. Then, when ``direct`` is allowed and the
+    selected ICE pair is a plain UDP socket, it hands the track to the Feed (``FeedTrack.go_direct``)
+    and the camera's ingest thread calls ``_deliver`` for every later access unit: header, SRTP and a
+    non-blocking ``sendto`` right where the packet was read, without waking the event loop (one
+    wake-up per frame was most of a viewer's cost). A datagram the kernel cannot take (its buffer is
+    full) is dropped and counted, never queued; the player's NACK brings it back by RTX.
     """
 
-    def __init__(self, sender: RTCRtpSender, track: FeedTrack, packetizer: Packetizer) -> None:
+    def __init__(
+        self, sender: RTCRtpSender, track: FeedTrack, packetizer: Packetizer, *, direct: bool = True
+    ) -> None:
         self._sender = sender
         self._track = track
         self._packetizer = packetizer
+        self._allow_direct = direct
         self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * HISTORY
         self._rtx_seq = secrets.randbits(15)  # as aiortc: the lower half, so SRTP's ROC never wraps early
+        self._seq = secrets.randbits(15)
+        self._origin = secrets.randbits(32)
         self._pt = 0
+        self._ssrc = 0
+        self._template: tuple[bytes, bytes] | None = None
+        self._send: Callable[[bytes, Any], Any] | None = None
+        self._addr: Any = None
+        self._dtls: Any = None
+        self._dtls_connected: Any = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._raw_socket = False
+        self._stopped = False
+        self._octets = 0
         self.packets_sent = 0
+        self.packets_dropped = 0
         self.retransmissions = 0
+        self.direct = False
+        """True once the ingest thread sends (after the GOP burst)."""
 
     @staticmethod
     def supported(sender: RTCRtpSender) -> bool:
@@ -120,82 +204,139 @@ class PassthroughSender:
             return None
         return low[: diff[0]], low[diff[0] + 3 :]
 
-    def _send_function(self) -> Any:
-        """``sendto(data)`` on the selected ICE pair (aioice keeps it in ``_nominated``)."""
+    def _connect(self) -> None:
+        """Find the selected ICE pair's socket and the SRTP session (once: aiortc does no ICE restart).
+
+        A host or server-reflexive pair is a plain non-blocking UDP socket, which the ingest thread
+        may use; a TURN relay is reached through aioice's own transport, which only the loop may use
+        (that session stays on the loop).
+        """
         dtls = self._sender.transport
         if dtls.state != "connected":
             raise ConnectionError("DTLS transport is not connected")
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             raise ConnectionError("no selected ICE candidate pair")
-        udp = pair.protocol.transport
-        addr = pair.remote_addr
-        return lambda data: udp.sendto(data, addr)
+        transport = pair.protocol.transport
+        self._addr = pair.remote_addr
+        sock = getattr(transport, "_sock", None)  # asyncio's UDP transport keeps its socket here
+        if isinstance(sock, socket.socket) and sock.type == socket.SOCK_DGRAM and not sock.getblocking():
+            self._raw_socket = True
+            self._send = sock.sendto
+        else:
+            self._send = transport.sendto
+        srtp: Any = dtls._tx_srtp
+        if not isinstance(srtp, LockedSrtp):
+            srtp = LockedSrtp(srtp)
+            setattr(dtls, "_tx_srtp", srtp)  # noqa: B010  (aiortc's RTCP path then locks too)
+        self._protect = srtp.protect
+        # The ``state`` property formats an enum on every read (seen per frame in the profile).
+        self._dtls, self._dtls_connected = dtls, getattr(dtls, "_state", None)
+
+    def _connected(self) -> bool:
+        connected = self._dtls_connected
+        if connected is not None:
+            return getattr(self._dtls, "_state", None) is connected
+        return bool(self._sender.transport.state == "connected")
+
+    def _send_unit(self, packet: Packet, rtp_ts: int) -> bool:
+        """Send one access unit (payloads shared by every viewer); False when a datagram was dropped.
+
+        Raises ConnectionError when the socket has been closed (the session is ending).
+        """
+        payloads = self._packetizer.payloads(packet)
+        if not payloads:
+            return True
+        send, protect, addr = self._send, self._protect, self._addr
+        assert send is not None and protect is not None  # _connect() ran
+        ntp = _ntp_now()
+        template = self._template
+        if template is not None:
+            ext = template[0] + ((ntp >> 14) & 0x00FFFFFF).to_bytes(3, "big") + template[1]
+        else:
+            ext = self._extensions(ntp)
+        first = 0x90 if ext else 0x80
+        timestamp = (self._origin + rtp_ts) & 0xFFFFFFFF
+        pt, ssrc, seq, history, pack_header = self._pt, self._ssrc, self._seq, self._history, _HEADER.pack
+        last = len(payloads) - 1
+        sent_bytes = octets = lost = 0
+        for i, payload in enumerate(payloads):
+            marker = 0x80 if i == last else 0
+            protected = protect(pack_header(first, marker | pt, seq, timestamp, ssrc) + ext + payload)
+            history[seq % HISTORY] = (seq, timestamp, marker, ext, payload)
+            seq = (seq + 1) & 0xFFFF
+            octets += len(payload)
+            try:
+                send(protected, addr)
+            except OSError as exc:
+                if exc.errno in _CLOSED:
+                    raise ConnectionError("the ICE socket was closed") from exc
+                lost += 1  # EAGAIN/ENOBUFS: the socket's buffer is full; dropped, not queued
+                continue
+            sent_bytes += len(protected)
+        self._seq = seq
+        self._octets += octets
+        self.packets_sent += len(payloads)
+        self.packets_dropped += lost
+        # What aiortc's RTCP task puts in the next sender report, and getStats() shows.
+        sender = self._sender
+        setattr(sender, _NTP_TIMESTAMP, ntp)
+        setattr(sender, _RTP_TIMESTAMP, timestamp)
+        setattr(sender, _OCTET_COUNT, self._octets)
+        setattr(sender, _PACKET_COUNT, self.packets_sent)
+        self._count_transport(len(payloads) - lost, sent_bytes)
+        return lost == 0
+
+    def _deliver(self, packet: Packet) -> bool:
+        """The Feed's sink once direct: runs on the camera's ingest thread, never blocks."""
+        rtp_ts = self._track.stamp(packet)
+        if self._stopped:
+            return False
+        if not self._sender._enabled:
+            return True
+        if not self._connected():
+            self._stopped = True  # aiortc is stopping this sender; the loop task ends with it
+            return False
+        try:
+            return self._send_unit(packet, rtp_ts)
+        except ConnectionError:
+            self._stopped = True
+            return False
 
     async def _run(self, codec: RTCRtpCodecParameters) -> None:
         sender = self._sender
         getattr(sender, _S + "rtp_started").set()
-        pt = self._pt = codec.payloadType or 0  # always set once negotiated
-        ssrc = sender._ssrc
-        seq = secrets.randbits(15)
-        origin = secrets.randbits(32)
-        history = self._history
-        octets = packets = 0
-        pack_header = _HEADER.pack
-        template = self._extension_template()
-        dtls = sender.transport
-        send: Any = None
-        protect: Any = None
+        self._pt = codec.payloadType or 0  # always set once negotiated
+        self._ssrc = sender._ssrc
+        self._template = self._extension_template()
         try:
             while True:
                 packet, rtp_ts = await self._track.next_unit()
+                if self.direct:  # cannot happen (a direct subscription queues nothing); never send twice
+                    continue
                 if not sender._enabled:
                     continue
-                payloads = self._packetizer.payloads(packet)
-                if not payloads:
-                    continue
-                if dtls.state != "connected":
+                if self._send is None:
+                    self._connect()
+                elif not self._connected():
                     raise ConnectionError("DTLS transport is not connected")
-                if send is None:
-                    # The selected pair and the SRTP session stay for the session's life (aiortc
-                    # does no ICE restart): looked up once, not per frame.
-                    send = self._send_function()
-                    protect = dtls._tx_srtp.protect
-                ntp = _ntp_now()
-                if template is not None:
-                    ext = template[0] + ((ntp >> 14) & 0x00FFFFFF).to_bytes(3, "big") + template[1]
-                else:
-                    ext = self._extensions(ntp)
-                first = 0x90 if ext else 0x80
-                timestamp = (origin + rtp_ts) & 0xFFFFFFFF
-                last = len(payloads) - 1
-                sent_bytes = 0
-                for i, payload in enumerate(payloads):
-                    marker = 0x80 if i == last else 0
-                    protected = protect(pack_header(first, marker | pt, seq, timestamp, ssrc) + ext + payload)
-                    send(protected)
-                    sent_bytes += len(protected)
-                    history[seq % HISTORY] = (seq, timestamp, marker, ext, payload)
-                    octets += len(payload)
-                    seq = (seq + 1) & 0xFFFF
-                packets += len(payloads)
-                self.packets_sent = packets
-                # What aiortc's RTCP task puts in the next sender report, and getStats() shows.
-                setattr(sender, _NTP_TIMESTAMP, ntp)
-                setattr(sender, _RTP_TIMESTAMP, timestamp)
-                setattr(sender, _OCTET_COUNT, octets)
-                setattr(sender, _PACKET_COUNT, packets)
-                self._count_transport(len(payloads), sent_bytes)
+                self._send_unit(packet, rtp_ts)
+                if self._allow_direct and self._raw_socket and self._track.go_direct(self._deliver):
+                    # From here the ingest thread sends; this task waits in next_unit() for the end.
+                    self.direct = True
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:
             # aiortc's stop() waits for rtp_exited: log and fall through rather than hang it.
             log.exception("passthrough RTP loop failed")
         finally:
+            self._stopped = True
             self._track.stop()
             getattr(sender, _S + "rtp_exited").set()
 
     def _count_transport(self, packets: int, sent: int) -> None:
+        # getStats() counters only: the loop's RTCP and this sender's thread may both add (a count
+        # lost to a thread switch between read and write is not worth a lock per frame).
         dtls = self._sender.transport
         setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS, 0) + packets)
         setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES, 0) + sent)
@@ -217,9 +358,12 @@ class PassthroughSender:
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         else:
             data = _HEADER.pack(first, marker | self._pt, seq, timestamp, sender._ssrc) + ext + payload
+        send, protect = self._send, self._protect
+        if send is None or protect is None or self._stopped:
+            return
         try:
-            self._send_function()(sender.transport._tx_srtp.protect(data))
-        except ConnectionError:
+            send(protect(data), self._addr)
+        except OSError:  # closed, or the buffer is full: the player asks again
             return
         self.retransmissions += 1
         self._count_transport(1, len(data))

@@ -13,6 +13,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from pydantic import BaseModel, Field
 
 from videohub.webrtc.offer import TrickleFragment
+from videohub.webrtc.sender import PassthroughSender
 from videohub.webrtc.source import FeedSubscription
 from videohub.webrtc.track import FeedTrack
 
@@ -106,6 +107,7 @@ class WhepSession:
         subscription: FeedSubscription,
         answer_sdp: str,
         etag: str,
+        passthrough: PassthroughSender | None = None,
     ) -> None:
         self.record = record
         self.camera_name = camera_name
@@ -114,6 +116,8 @@ class WhepSession:
         self.track = track
         self.sender = sender
         self.subscription = subscription
+        self.passthrough = passthrough
+        """videohub's RTP sender (None where aiortc's own loop sends)."""
         self.answer_sdp = answer_sdp
         self.etag = etag
         self.created = time.monotonic()

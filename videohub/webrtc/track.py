@@ -21,7 +21,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import Packet
-from videohub.hub.feed import FeedClosed
+from videohub.hub.feed import DeliveryFailed, FeedClosed
 from videohub.webrtc.source import FeedSubscription
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,11 @@ class FeedTrack(MediaStreamTrack):
                 packet = await self._subscription.get()
             except asyncio.CancelledError:
                 raise
+            except DeliveryFailed as exc:  # the direct sender raised (logged where it happened)
+                log.debug("direct delivery ended for track %s: %s", self.id, exc.reason)
+                self._on_feed_end("send_failed")
+                self.stop()
+                raise MediaStreamError from None
             except FeedClosed as exc:  # camera deleted or disabled, hub stopping
                 log.debug("feed ended for track %s: %s", self.id, exc.reason)
                 self._on_feed_end("feed_closed")
@@ -129,12 +134,32 @@ class FeedTrack(MediaStreamTrack):
                 self._on_feed_end("feed_error")
                 self.stop()
                 raise MediaStreamError from None
+        return packet, self.stamp(packet)
+
+    def stamp(self, packet: Packet) -> int:
+        """Count ``packet`` as sent and give its RTP timestamp (before the sender's random offset).
+
+        Called by the sender for every access unit: on the loop, then from the ingest thread once
+        the track is direct (``go_direct``); never from both at once.
+        """
         self.bytes_sent += packet.size
         self.frames_sent += 1
         now = self._now()
         if self.first_sent_at is None:
             self.first_sent_at = now
-        return packet, self._rtp.map(packet, now)
+        return self._rtp.map(packet, now)
+
+    def go_direct(self, sink: Callable[[Packet], bool]) -> bool:
+        """Have the ingest thread call ``sink`` with each new packet from now on (see ``Feed``).
+
+        False while anything is still to be read here (the first keyframe, the GOP burst, packets
+        that arrived meanwhile) or when the subscription cannot (a source other than the Feed hub).
+        Once direct, ``next_unit()`` returns nothing more: it waits for the feed's end.
+        """
+        if self._pending is not None or self.readyState != "live":
+            return False
+        direct = getattr(self._subscription, "direct", None)
+        return direct is not None and bool(direct(sink))
 
     async def recv(self) -> av.Packet[Any]:
         """For aiortc's own sender loop (used only where ``PassthroughSender`` cannot be installed)."""
