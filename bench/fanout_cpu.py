@@ -4,8 +4,8 @@
 
 The real path, each part its own process, so that only the service's work is measured:
 - the camera: the camera simulator (tools/camsim, gst-rtsp-server) encoding one 1280x720, 25 fps,
-  ~2 Mbit/s H.264 High mount live (x264, no B-frames, GOP 2 s; see PATTERN for the picture and why it
-  reaches only 16-24 fps). It costs about a core, outside the service's figure but on the same 2
+  ~2 Mbit/s H.264 High mount live (x264, no B-frames, GOP 2 s; see PATTERN for the picture). It costs
+  ~40 % of a core, outside the service's figure but on the same 2
   cores (``--sim-nice`` lowers its priority below the service's, above the viewers');
 - the service: a real ``videohub serve`` process (embedded Valkey), the camera registered ``always_on``
   over the API; its passthrough sender (``PassthroughSender``: payloads packetized once per access unit
@@ -30,7 +30,7 @@ the service ingested from the camera in the same window, the simulator's and the
 how busy the whole machine was. ``valid`` is false when any viewer got fewer than 90 % of the
 camera's frames in the window (the machine or the service did not keep up, so the CPU figure would
 understate the real cost); ``camera_at_rate`` is false when the camera itself delivered fewer than
-90 % of its 25 fps (the simulator draws the ``cast`` picture on one thread at 16-24 fps; the figures
+90 % of its 25 fps (the ``cast`` picture is drawn on one thread at 16-24 fps; ``noise`` keeps 25; the figures
 are then for ``camera_fps``).
 """
 
@@ -51,13 +51,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 25, 2
-# The simulator's ``cast`` pattern (a scrolling pinwheel) is the only one with enough detail to spend a
-# 720p ~2 Mbit/s budget: on the others x264 reaches its minimum quantizer (qp-min 10) at 0.1-0.4
-# Mbit/s. Its rate control undershoots the target by ~15 %, hence 2400 for ~2 Mbit/s (measured:
-# feed_bitrate). But videotestsrc draws a scrolling pinwheel in ~41 ms per 720p frame on one thread
-# (measured with gst-launch), so the camera tops out at 16-24 fps depending on the machine
-# (``camera_fps``, ``camera_at_rate``). ``--pattern clock`` keeps 25 fps at ~0.37 Mbit/s.
-BITRATE_KBPS, PATTERN = 2400, "cast"
+# The simulator's ``noise`` pattern (sensor noise over the whole picture) makes x264 spend its whole
+# budget at a constant rate, like a busy real scene: 2000 kbit/s gives ~2.0 Mbit/s at a steady 25 fps
+# for ~40 % of a core (measured: feed_bitrate, camera_fps). On the other patterns x264 reaches its
+# minimum quantizer at 0.1-0.4 Mbit/s, and ``cast`` (a scrolling pinwheel, the picture of runs before
+# 2026-11-26 14:40 UTC) spends ~1.9 Mbit/s but is drawn at only 16-24 fps for a whole core.
+BITRATES_KBPS = {"noise": 2000, "cast": 2400}
+PATTERN = "noise"
 CAMERA = "fanout"
 PER_PROCESS = 25
 
@@ -414,7 +414,7 @@ async def drive(
 
     mount = (
         f"{CAMERA}:profile=high,width={WIDTH},height={HEIGHT},fps={FPS},gop={GOP_S},"
-        f"bitrate={BITRATE_KBPS},bframes=0,pattern={pattern}"
+        f"bitrate={BITRATES_KBPS.get(pattern, 2000)},bframes=0,pattern={pattern}"
     )
     tmp = Path(tempfile.mkdtemp(prefix="vh-fanout-"))
     sim = await asyncio.to_thread(CameraSimulator, preset="none", mounts=[mount])
@@ -506,8 +506,8 @@ async def drive(
                 # A viewer (or the decoding one) short of the camera's frames means the machine or the
                 # service did not keep up: the CPU figure would then understate the service's real cost.
                 "valid": flowing and min(fps) >= 0.9 * camera_fps,
-                # The camera itself short of its 25 fps (the simulator draws the cast pattern on one
-                # thread at <= ~24 fps): fewer frames to send, so the CPU figures are for camera_fps.
+                # The camera itself short of its 25 fps (the simulator draws ``cast`` on one thread at
+                # <= ~24 fps; ``noise`` keeps 25): fewer frames to send, so the figures are for camera_fps.
                 "camera_at_rate": camera_fps >= 0.9 * FPS,
             }
             lines.append(json.dumps(result))
@@ -554,7 +554,8 @@ def main() -> None:
     parser.add_argument(
         "--pattern",
         default=PATTERN,
-        help="simulator picture: cast (~1.6-2 Mbit/s, drawn at <= ~24 fps) or clock (25 fps, ~0.37 Mbit/s)",
+        help="simulator picture: noise (~2 Mbit/s at 25 fps), cast (~1.9 Mbit/s, drawn at <= ~24 fps) or "
+        "clock (25 fps, ~0.37 Mbit/s)",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

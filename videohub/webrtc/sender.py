@@ -27,6 +27,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +42,8 @@ from videohub.webrtc.track import FeedTrack
 
 log = logging.getLogger(__name__)
 
-HISTORY = 512
-"""Packets kept for NACK (~2 s at 2 Mbit/s; a 720p keyframe alone can be 100 packets)."""
+HISTORY_FRAMES = 64
+"""Access units kept for NACK repair (2.5 s at 25 fps; the payloads are shared with every viewer)."""
 _NTP_EPOCH = 2_208_988_800
 _HEADER = struct.Struct("!BBHLL")
 _EXT_HEADER = struct.Struct("!HH")
@@ -119,6 +120,25 @@ class LockedSrtp:
             data: bytes = self._session.protect(packet)  # raises pylibsrtp.Error with its reason
             return data
 
+    def protect_many(self, packets: list[bytes]) -> list[bytes]:
+        """``protect`` for each of one access unit's packets, under one lock acquisition."""
+        if not self._fast:
+            return [self.protect(packet) for packet in packets]
+        out: list[bytes] = []
+        append, buffer, length, cdata, srtp = out.append, self._buffer, self._length, self._cdata, self._srtp
+        protect, limit = _srtp_lib.srtp_protect, _SRTP_BUFFER - _SRTP_TRAILER
+        with self._lock:
+            for packet in packets:
+                size = len(packet)
+                if size <= limit:
+                    buffer[0:size] = packet
+                    length[0] = size
+                    if protect(srtp, cdata, length) == 0:
+                        append(buffer[0 : length[0]])
+                        continue
+                append(self._session.protect(packet))  # raises pylibsrtp.Error with its reason
+        return out
+
     def protect_rtcp(self, packet: bytes) -> bytes:
         with self._lock:
             data: bytes = self._session.protect_rtcp(packet)
@@ -146,7 +166,8 @@ class PassthroughSender:
         self._track = track
         self._packetizer = packetizer
         self._allow_direct = direct
-        self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * HISTORY
+        # (first sequence number, RTP timestamp, header extensions, payloads) of each recent unit.
+        self._history: deque[tuple[int, int, bytes, tuple[bytes, ...]]] = deque(maxlen=HISTORY_FRAMES)
         self._rtx_seq = secrets.randbits(15)  # as aiortc: the lower half, so SRTP's ROC never wraps early
         self._seq = secrets.randbits(15)
         self._origin = secrets.randbits(32)
@@ -158,6 +179,7 @@ class PassthroughSender:
         self._dtls: Any = None
         self._dtls_connected: Any = None
         self._protect: Callable[[bytes], bytes] | None = None
+        self._protect_many: Callable[[list[bytes]], list[bytes]] | None = None
         self._raw_socket = False
         self._stopped = False
         self._octets = 0
@@ -229,7 +251,7 @@ class PassthroughSender:
         if not isinstance(srtp, LockedSrtp):
             srtp = LockedSrtp(srtp)
             setattr(dtls, "_tx_srtp", srtp)  # noqa: B010  (aiortc's RTCP path then locks too)
-        self._protect = srtp.protect
+        self._protect, self._protect_many = srtp.protect, srtp.protect_many
         # The ``state`` property formats an enum on every read (seen per frame in the profile).
         self._dtls, self._dtls_connected = dtls, getattr(dtls, "_state", None)
 
@@ -242,13 +264,14 @@ class PassthroughSender:
     def _send_unit(self, packet: Packet, rtp_ts: int) -> bool:
         """Send one access unit (payloads shared by every viewer); False when a datagram was dropped.
 
-        Raises ConnectionError when the socket has been closed (the session is ending).
+        Raises ConnectionError when the socket has been closed (the session is ending). Written for
+        few interpreter steps per packet: on this path they are most of a viewer's CPU.
         """
         payloads = self._packetizer.payloads(packet)
         if not payloads:
             return True
-        send, protect, addr = self._send, self._protect, self._addr
-        assert send is not None and protect is not None  # _connect() ran
+        send, protect_many, addr = self._send, self._protect_many, self._addr
+        assert send is not None and protect_many is not None  # _connect() ran
         ntp = _ntp_now()
         template = self._template
         if template is not None:
@@ -257,34 +280,39 @@ class PassthroughSender:
             ext = self._extensions(ntp)
         first = 0x90 if ext else 0x80
         timestamp = (self._origin + rtp_ts) & 0xFFFFFFFF
-        pt, ssrc, seq, history, pack_header = self._pt, self._ssrc, self._seq, self._history, _HEADER.pack
-        last = len(payloads) - 1
-        sent_bytes = octets = lost = 0
-        for i, payload in enumerate(payloads):
-            marker = 0x80 if i == last else 0
-            protected = protect(pack_header(first, marker | pt, seq, timestamp, ssrc) + ext + payload)
-            history[seq % HISTORY] = (seq, timestamp, marker, ext, payload)
-            seq = (seq + 1) & 0xFFFF
-            octets += len(payload)
+        pt, ssrc, seq, pack = self._pt, self._ssrc, self._seq, _HEADER.pack
+        count = len(payloads)
+        plain = [
+            pack(first, pt, (seq + i) & 0xFFFF, timestamp, ssrc) + ext + p for i, p in enumerate(payloads)
+        ]
+        plain[-1] = pack(first, 0x80 | pt, (seq + count - 1) & 0xFFFF, timestamp, ssrc) + ext + payloads[-1]
+        self._history.append((seq, timestamp, ext, payloads))
+        self._seq = (seq + count) & 0xFFFF
+        protected = protect_many(plain)
+        lost = sent = 0
+        sent_bytes = sum(map(len, protected))
+        while sent + lost < count:
             try:
-                send(protected, addr)
+                for data in protected[sent + lost :]:
+                    send(data, addr)
+                    sent += 1
             except OSError as exc:
                 if exc.errno in _CLOSED:
                     raise ConnectionError("the ICE socket was closed") from exc
-                lost += 1  # EAGAIN/ENOBUFS: the socket's buffer is full; dropped, not queued
-                continue
-            sent_bytes += len(protected)
-        self._seq = seq
-        self._octets += octets
-        self.packets_sent += len(payloads)
-        self.packets_dropped += lost
+                # EAGAIN/ENOBUFS: the socket's buffer is full; dropped (the player NACKs), not queued
+                sent_bytes -= len(protected[sent + lost])
+                lost += 1
+        self._octets += sum(map(len, payloads))
+        self.packets_sent += count
+        if lost:
+            self.packets_dropped += lost
         # What aiortc's RTCP task puts in the next sender report, and getStats() shows.
         sender = self._sender
         setattr(sender, _NTP_TIMESTAMP, ntp)
         setattr(sender, _RTP_TIMESTAMP, timestamp)
         setattr(sender, _OCTET_COUNT, self._octets)
         setattr(sender, _PACKET_COUNT, self.packets_sent)
-        self._count_transport(len(payloads) - lost, sent_bytes)
+        self._count_transport(sent, sent_bytes)
         return lost == 0
 
     def _deliver(self, packet: Packet) -> bool:
@@ -345,19 +373,28 @@ class PassthroughSender:
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Resend a packet the player reported lost: as RTX (RFC 4588) when negotiated, else as is."""
-        entry = self._history[sequence_number % HISTORY]
-        if entry is None or entry[0] != sequence_number:
-            return
-        seq, timestamp, marker, ext, payload = entry
+        for entry in reversed(self._history):
+            index = (sequence_number - entry[0]) & 0xFFFF
+            if index < len(entry[3]):
+                break
+        else:
+            return  # older than the history: the player waits for the next keyframe
+        _, timestamp, ext, payloads = entry
+        payload = payloads[index]
+        marker = 0x80 if index == len(payloads) - 1 else 0
         sender = self._sender
         first = 0x90 if ext else 0x80
         rtx_pt = getattr(sender, _S + "rtx_payload_type")
         if rtx_pt is not None:
             header = _HEADER.pack(first, marker | rtx_pt, self._rtx_seq, timestamp, sender._rtx_ssrc)
-            data = header + ext + _SEQ.pack(seq) + payload
+            data = header + ext + _SEQ.pack(sequence_number) + payload
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         else:
-            data = _HEADER.pack(first, marker | self._pt, seq, timestamp, sender._ssrc) + ext + payload
+            data = (
+                _HEADER.pack(first, marker | self._pt, sequence_number, timestamp, sender._ssrc)
+                + ext
+                + payload
+            )
         send, protect = self._send, self._protect
         if send is None or protect is None or self._stopped:
             return
