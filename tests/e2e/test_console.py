@@ -100,6 +100,11 @@ def test_drag_a_camera_onto_a_tile_and_it_plays(setup: Setup, browser_page: Page
     page.reload()
     wait_playing(page, 1, setup.cameras[0])
     _wait_sessions(setup, setup.cameras[0], 1)
+    # Chromium plays what the camera's ingest thread sends it (after the GOP burst from the loop).
+    sessions = setup.service.call("GET", "/api/sessions")
+    assert [s["sending_from"] for s in sessions if s["camera_id"] == setup.cameras[0]] == ["ingest"]
+    frames = wait_playing(page, 1, setup.cameras[0])["frames"]
+    wait_tile(page, 1, lambda s: s["frames"] > frames + 20, "20 more frames decoded")
     # Drag the tile onto another: the camera moves there.
     page.drag_and_drop("#wall .tile[data-index='1']", "#wall .tile[data-index='3']")
     wait_playing(page, 3, setup.cameras[0])

@@ -86,6 +86,11 @@ class SessionInfo(BaseModel):
     frames_sent: int
     drops: int
     keyframe_requests: int
+    sending_from: str = Field(
+        description="Who sends the RTP: ingest (the camera's ingest thread, after the first picture), "
+        "loop (the event loop: the first picture, TURN relays, webrtc.send_from_ingest off) or aiortc "
+        "(aiortc's own loop, when its internals differ from what videohub expects)."
+    )
 
 
 class WhepSession:
@@ -161,6 +166,9 @@ class WhepSession:
             frames_sent=r.frames_sent,
             drops=r.drops,
             keyframe_requests=r.keyframe_requests,
+            sending_from=(
+                "aiortc" if self.passthrough is None else "ingest" if self.passthrough.direct else "loop"
+            ),
         )
 
     async def check_alive(self, now: float, connect_timeout: float, grace: float) -> str | None:
