@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(REPO))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.harness.procstat import process_cpu_s  # noqa: E402
 from ingest.packet import Packet  # noqa: E402
 from videohub.health.diagnosis import PictureDiagnoser  # noqa: E402
 from videohub.health.keyframe import decode_keyframe  # noqa: E402
@@ -121,11 +121,6 @@ def diagnosis(packets: list[Packet], fps: int, interval: float, width: int) -> t
     return time.process_time() - start, checks
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def service_cpu(
     data: Path, interval: float, ids: list[str], warmup: float, window: float
 ) -> tuple[float, float]:
@@ -145,9 +140,9 @@ def service_cpu(
             time.sleep(0.5)
         time.sleep(warmup)
         pid = service._proc.pid  # the `videohub serve` Python process itself
-        cpu0, t0 = proc_cpu(pid), time.monotonic()
+        cpu0, t0 = process_cpu_s(pid), time.monotonic()
         time.sleep(window)
-        pct = 100 * (proc_cpu(pid) - cpu0) / (time.monotonic() - t0)
+        pct = 100 * (process_cpu_s(pid) - cpu0) / (time.monotonic() - t0)
         ingest = service.call("GET", f"/api/cameras/{ids[0]}/ingest")["streams"][0].get("ingest") or {}
         return pct, float(ingest.get("bitrate_kbps") or 0.0)
 
@@ -163,9 +158,9 @@ def ffmpeg_decode_cpu(urls: list[str], warmup: float, window: float) -> float:
     ]
     try:
         time.sleep(warmup + 1.0)
-        cpu0, t0 = sum(proc_cpu(p.pid) for p in procs), time.monotonic()
+        cpu0, t0 = sum(process_cpu_s(p.pid) for p in procs), time.monotonic()
         time.sleep(window)
-        return 100 * (sum(proc_cpu(p.pid) for p in procs) - cpu0) / (time.monotonic() - t0) / len(urls)
+        return 100 * (sum(process_cpu_s(p.pid) for p in procs) - cpu0) / (time.monotonic() - t0) / len(urls)
     finally:
         for p in procs:
             p.terminate()

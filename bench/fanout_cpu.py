@@ -50,6 +50,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.harness.procstat import machine_ticks, process_cpu_s  # noqa: E402
+
 WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 25, 2
 # The simulator's ``noise`` pattern (sensor noise over the whole picture) makes x264 spend its whole
 # budget at a constant rate, like a busy real scene: 2000 kbit/s gives ~2.0 Mbit/s at a steady 25 fps
@@ -214,11 +216,6 @@ async def view(count: int, decode: bool) -> None:
 # ---- driver -----------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def children(pid: int) -> list[int]:
     """Direct child processes (the service's embedded Valkey)."""
     out = []
@@ -226,14 +223,6 @@ def children(pid: int) -> list[int]:
         text = (task / "children").read_text().split()
         out += [int(x) for x in text]
     return out
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
-    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # guest time is already inside user
-    return total - idle, total
 
 
 @dataclass
@@ -293,7 +282,7 @@ class Viewers:
         return out
 
     def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(v.proc.pid) for v in self.procs)
+        return sum(process_cpu_s(v.proc.pid) for v in self.procs)
 
 
 class Service:
@@ -335,10 +324,10 @@ class Service:
         raise RuntimeError(f"the camera does not stream: {stream}")
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
+        return process_cpu_s(self.pid)
 
     def valkey_cpu_seconds(self) -> float:
-        return sum(cpu_seconds(pid) for pid in children(self.pid))
+        return sum(process_cpu_s(pid) for pid in children(self.pid))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -379,11 +368,11 @@ class Window:
 
 async def measure(service: Service, sim_pid: int, window: float) -> Window:
     i0 = (await service.ingest())["ingest"]
-    s0, v0, c0 = service.cpu_seconds(), service.valkey_cpu_seconds(), cpu_seconds(sim_pid)
+    s0, v0, c0 = service.cpu_seconds(), service.valkey_cpu_seconds(), process_cpu_s(sim_pid)
     b0, t0_ticks = machine_ticks()
     t0 = time.monotonic()
     await asyncio.sleep(window)
-    s1, v1, c1 = service.cpu_seconds(), service.valkey_cpu_seconds(), cpu_seconds(sim_pid)
+    s1, v1, c1 = service.cpu_seconds(), service.valkey_cpu_seconds(), process_cpu_s(sim_pid)
     b1, t1_ticks = machine_ticks()
     elapsed = time.monotonic() - t0
     i1 = (await service.ingest())["ingest"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,10 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from bench.harness.procstat import process_cpu_s
 from tests.fixtures.camsim import CameraSimulator
 from tests.fixtures.service import VideohubService
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def emit(**fields: Any) -> None:
@@ -56,9 +54,9 @@ class Service:
         self.idle_pct = 0.0
 
     async def idle(self, seconds: float) -> float:
-        cpu0, wall0 = proc_cpu(self.pid), time.monotonic()
+        cpu0, wall0 = process_cpu_s(self.pid), time.monotonic()
         await asyncio.sleep(seconds)
-        self.idle_pct = (proc_cpu(self.pid) - cpu0) / (time.monotonic() - wall0) * 100
+        self.idle_pct = (process_cpu_s(self.pid) - cpu0) / (time.monotonic() - wall0) * 100
         return self.idle_pct
 
     async def streams(self, ids: list[str]) -> list[dict[str, Any]]:
@@ -89,9 +87,9 @@ class Service:
                 await asyncio.sleep(0.5)
             await asyncio.sleep(warmup)
             before = await self.streams(ids)
-            cpu0, wall0 = proc_cpu(self.pid), time.monotonic()
+            cpu0, wall0 = process_cpu_s(self.pid), time.monotonic()
             await asyncio.sleep(seconds)
-            cpu, wall = proc_cpu(self.pid) - cpu0, time.monotonic() - wall0
+            cpu, wall = process_cpu_s(self.pid) - cpu0, time.monotonic() - wall0
             after = await self.streams(ids)
         finally:
             for cam_id in ids:
@@ -112,11 +110,6 @@ class Service:
         await asyncio.to_thread(self.service.close)
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
-
-
 async def measure_ffmpeg(urls: list[str], warmup: float, seconds: float) -> dict[str, Any]:
     command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i"]
     procs = [
@@ -129,10 +122,10 @@ async def measure_ffmpeg(urls: list[str], warmup: float, seconds: float) -> dict
     ]
     try:
         await asyncio.sleep(warmup + 1.0)  # ffmpeg's default probing takes ~1 s more than ours
-        cpu0 = sum(proc_cpu(p.pid) for p in procs)
+        cpu0 = sum(process_cpu_s(p.pid) for p in procs)
         wall0 = time.monotonic()
         await asyncio.sleep(seconds)
-        cpu = sum(proc_cpu(p.pid) for p in procs) - cpu0
+        cpu = sum(process_cpu_s(p.pid) for p in procs) - cpu0
         alive = sum(p.poll() is None for p in procs)
         return {"cpu": cpu, "wall": time.monotonic() - wall0, "alive": alive}
     finally:

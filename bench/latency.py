@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
 import resource
 import statistics
 import sys
@@ -44,6 +43,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.harness.procstat import machine_ticks, process_cpu_s  # noqa: E402
 
 VCL = (1, 5)
 
@@ -145,17 +146,6 @@ def install_timed_decoders(records: Records, decoders: int) -> None:
     setattr(receiver_module, "get_decoder", TimedDecoder)  # noqa: B010
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> tuple[float, float]:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return float(sum(values)), float(idle)
-
-
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import httpx
 
@@ -230,18 +220,18 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             await asyncio.sleep(max(3.0, args.gop + 1.0))  # past the GOP cache each new viewer starts from
             records.frames.clear()
             cpu0, self0, busy0 = (
-                proc_cpu(service_pid),
+                process_cpu_s(service_pid),
                 resource.getrusage(resource.RUSAGE_SELF),
-                machine_busy(),
+                machine_ticks(),
             )
             t0 = time.monotonic()
             await asyncio.sleep(args.seconds)
             window = time.monotonic() - t0
             frames = list(records.frames)
             cpu1, self1, busy1 = (
-                proc_cpu(service_pid),
+                process_cpu_s(service_pid),
                 resource.getrusage(resource.RUSAGE_SELF),
-                machine_busy(),
+                machine_ticks(),
             )
             await asyncio.sleep(0.5)  # let the tap's last lines in
             tap_skew = [
@@ -261,8 +251,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 if decoding:
                     decoded.append((done - read) * 1000)
                     decode_ms.append((done - at) * 1000)
-            total, idle = busy1[0] - busy0[0], busy1[1] - busy0[1]
-            busy_pct = 100.0 * (total - idle) / total if total else 0.0
+            busy, total = busy1[0] - busy0[0], busy1[1] - busy0[1]
+            busy_pct = 100.0 * busy / total if total else 0.0
             per_viewer_fps = len(frames) / level / window
             saturated = busy_pct > 90.0 or per_viewer_fps < 0.9 * args.fps
             bench_cpu = (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime) / window

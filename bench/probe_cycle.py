@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import sys
 import tempfile
@@ -46,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from bench.harness.procstat import process_cpu_s  # noqa: E402
 from tests.fixtures.camsim import CameraSimulator  # noqa: E402
 from tests.fixtures.service import VideohubService  # noqa: E402
 from videohub.settings.health import HealthSettings  # noqa: E402
@@ -75,12 +75,6 @@ async def silent_server() -> tuple[asyncio.Server, int, list[asyncio.StreamWrite
 
 
 MOUNT_KEYS = "profile=baseline,width=640,height=360,fps=10,gop=1"
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def register(service: VideohubService, cameras: list[tuple[str, str]]) -> float:

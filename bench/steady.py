@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.harness.procstat import process_cpu_s  # noqa: E402
+
 
 class CountingDecoder:
     """Stands in for aiortc's H.264 decoder: counts reassembled frames per viewer."""
@@ -47,11 +49,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,14 +89,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         start = time.monotonic()
         end = start + args.minutes * 60
         last_frames = [0] * args.viewers
-        last_cpu, last_t = cpu_s(pid), start
+        last_cpu, last_t = process_cpu_s(pid), start
         while True:
             now = time.monotonic()
             frames = [d.frames for d in CountingDecoder.instances]
             frames += [0] * (args.viewers - len(frames))
             interval = max(now - last_t, 1e-9)
             per_viewer = [(f - lf) / interval for f, lf in zip(frames, last_frames, strict=True)]
-            cpu = cpu_s(pid)
+            cpu = process_cpu_s(pid)
             sample = {
                 "t_s": round(now - start, 1),
                 "rss_mb": round(rss_mb(pid), 1),
