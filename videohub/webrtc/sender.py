@@ -93,8 +93,8 @@ class LockedSrtp:
     sender reports) and RTX repairs with the same libsrtp session; pylibsrtp releases the GIL in
     libsrtp and copies through one buffer per session, so concurrent calls would corrupt packets.
 
-    ``protect`` (ten calls per frame and viewer) calls libsrtp itself with buffers allocated once;
-    pylibsrtp's method allocates a length cell per call and goes through two more Python frames.
+    ``protect_many`` (a frame's ~10 packets, per viewer) calls libsrtp itself with buffers allocated
+    once; pylibsrtp's method allocates a length cell per call and goes through two more Python frames.
     Where pylibsrtp's internals differ, and for any error, it goes through pylibsrtp's method.
     """
 
@@ -110,24 +110,23 @@ class LockedSrtp:
             self._length = _srtp_ffi.new("int *")
 
     def protect(self, packet: bytes) -> bytes:
-        with self._lock:
-            size = len(packet)
-            if self._fast and size <= _SRTP_BUFFER - _SRTP_TRAILER:
-                self._buffer[0:size] = packet
-                self._length[0] = size
-                if _srtp_lib.srtp_protect(self._srtp, self._cdata, self._length) == 0:
-                    return bytes(self._buffer[0 : self._length[0]])
-            data: bytes = self._session.protect(packet)  # raises pylibsrtp.Error with its reason
-            return data
+        return self.protect_many([packet])[0]
 
     def protect_many(self, packets: list[bytes]) -> list[bytes]:
-        """``protect`` for each of one access unit's packets, under one lock acquisition."""
-        if not self._fast:
-            return [self.protect(packet) for packet in packets]
-        out: list[bytes] = []
-        append, buffer, length, cdata, srtp = out.append, self._buffer, self._length, self._cdata, self._srtp
-        protect, limit = _srtp_lib.srtp_protect, _SRTP_BUFFER - _SRTP_TRAILER
+        """SRTP-protect each of one access unit's packets, under one lock acquisition."""
+        session = self._session
         with self._lock:
+            if not self._fast:
+                return [session.protect(packet) for packet in packets]
+            out: list[bytes] = []
+            append, buffer, length, cdata, srtp = (
+                out.append,
+                self._buffer,
+                self._length,
+                self._cdata,
+                self._srtp,
+            )
+            protect, limit = _srtp_lib.srtp_protect, _SRTP_BUFFER - _SRTP_TRAILER
             for packet in packets:
                 size = len(packet)
                 if size <= limit:
@@ -136,8 +135,8 @@ class LockedSrtp:
                     if protect(srtp, cdata, length) == 0:
                         append(buffer[0 : length[0]])
                         continue
-                append(self._session.protect(packet))  # raises pylibsrtp.Error with its reason
-        return out
+                append(session.protect(packet))  # raises pylibsrtp.Error with its reason
+            return out
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         with self._lock:
@@ -282,10 +281,11 @@ class PassthroughSender:
         timestamp = (self._origin + rtp_ts) & 0xFFFFFFFF
         pt, ssrc, seq, pack = self._pt, self._ssrc, self._seq, _HEADER.pack
         count = len(payloads)
+        last = count - 1  # the last packet of the unit carries the marker bit
         plain = [
-            pack(first, pt, (seq + i) & 0xFFFF, timestamp, ssrc) + ext + p for i, p in enumerate(payloads)
+            pack(first, pt, (seq + i) & 0xFFFF, timestamp, ssrc) + ext + payloads[i] for i in range(last)
         ]
-        plain[-1] = pack(first, 0x80 | pt, (seq + count - 1) & 0xFFFF, timestamp, ssrc) + ext + payloads[-1]
+        plain.append(pack(first, 0x80 | pt, (seq + last) & 0xFFFF, timestamp, ssrc) + ext + payloads[last])
         self._history.append((seq, timestamp, ext, payloads))
         self._seq = (seq + count) & 0xFFFF
         protected = protect_many(plain)
