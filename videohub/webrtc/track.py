@@ -21,7 +21,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import Packet
-from videohub.hub.feed import DeliveryFailed, FeedClosed
+from videohub.hub.feed import DeliveryFailed, FeedClosed, Sink
 from videohub.webrtc.source import FeedSubscription
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,9 @@ class FeedTrack(MediaStreamTrack):
                 packet = await self._subscription.get()
             except asyncio.CancelledError:
                 raise
-            except DeliveryFailed as exc:  # the direct sender raised (logged where it happened)
-                log.debug("direct delivery ended for track %s: %s", self.id, exc.reason)
-                self._on_feed_end("send_failed")
-                self.stop()
-                raise MediaStreamError from None
-            except FeedClosed as exc:  # camera deleted or disabled, hub stopping
+            except FeedClosed as exc:  # camera deleted or disabled, hub stopping, or our sink raised
                 log.debug("feed ended for track %s: %s", self.id, exc.reason)
-                self._on_feed_end("feed_closed")
+                self._on_feed_end("send_failed" if isinstance(exc, DeliveryFailed) else "feed_closed")
                 self.stop()
                 raise MediaStreamError from None
             except Exception:  # any other source failing for good ends the session the same way
@@ -149,7 +144,7 @@ class FeedTrack(MediaStreamTrack):
             self.first_sent_at = now
         return self._rtp.map(packet, now)
 
-    def go_direct(self, sink: Callable[[Packet], bool]) -> bool:
+    def go_direct(self, sink: Sink) -> bool:
         """Have the ingest thread call ``sink`` with each new packet from now on (see ``Feed``).
 
         False while anything is still to be read here (the first keyframe, the GOP burst, packets
