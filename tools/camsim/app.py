@@ -16,6 +16,7 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
 
 from camsim.control import ControlServer  # noqa: E402
+from camsim.elements import missing_elements, parse_extra, required_elements  # noqa: E402
 from camsim.server import CameraServer, MountError  # noqa: E402
 from camsim.spec import PRESETS, SpecError, parse_spec, preset  # noqa: E402
 
@@ -33,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-password",
         default=os.environ.get("CAMSIM_AUTH_PASSWORD", "cam-secret-1"),
         help="default $CAMSIM_AUTH_PASSWORD or cam-secret-1 (the env var keeps it out of `ps`)",
+    )
+    p.add_argument(
+        "--require-element",
+        action="append",
+        default=[],
+        metavar="NAME[=PACKAGE]",
+        help="also require this GStreamer element at start (a test hook: name a bogus one to see the "
+        "start-up check fail)",
     )
     p.add_argument(
         "--exit-with-stdin",
@@ -54,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     by_name.update({s.name: s for s in extra})  # --mount overrides a preset mount of the same name
 
     Gst.init(None)
+    missing = missing_elements(required_elements() + parse_extra(args.require_element))
+    if missing:
+        # Without this, gst-rtsp-server starts fine and answers 503 to every DESCRIBE.
+        for row in missing:
+            print(
+                f"camsim: GStreamer element {row.element!r} is missing; install the Debian package "
+                f"{row.package} (tools/setup installs it)",
+                file=sys.stderr,
+            )
+        return 3
     loop = GLib.MainLoop()
     cameras = CameraServer(args.host, args.port, args.auth_port, args.auth_user, args.auth_password)
     try:
