@@ -84,6 +84,17 @@ SPECS: list[Spec] = [
         heavy=True,
     ),
     Spec(
+        "soak",
+        "soak.py",
+        [["--minutes", "60"]],
+        # bench/soak.py --quick is the 5-minute variant; inside `bench/run --quick` one minute keeps the
+        # whole quick run short.
+        [["--minutes", "1", "--every", "20", "--viewers", "16", "--ws", "40"]],
+        timeout_s=4500,
+        quick_timeout_s=240,
+        heavy=True,
+    ),
+    Spec(
         "steady",
         "steady.py",
         [["--cameras", "16", "--viewers", "32", "--minutes", "10"]],
