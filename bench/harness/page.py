@@ -264,6 +264,58 @@ def _steady(lines: list[Line]) -> Iterator[Row]:
         )
 
 
+def _soak(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        if "rss_mb" not in x:
+            continue
+        load = (
+            f"{x['cameras']} cameras ({x['flapping_cameras']} flapping, {x['flaps']} outages),"
+            f" {x['viewers']} viewers ({x['viewers_joined']} joined), {x['ws_clients']} /ws clients,"
+            f" {fmt(x['requests'])} API requests"
+        )
+        yield (f"load over {fmt(x['minutes'])} min", load, "", "")
+        yield (
+            "service RSS growth, second half",
+            f"{fmt(x['rss_growth_pct_second_half'])} %"
+            f" ({fmt(x['rss_mb']['mid'])} → {fmt(x['rss_mb']['last'])} MB)",
+            "≤ 5 %",
+            met(x["rss_growth_pct_second_half"] <= 5.0),
+        )
+        yield (
+            "fds growth, second half",
+            fmt(x["fds_growth_second_half"]),
+            "flat",
+            met(x["fds_growth_second_half"] <= 5),
+        )
+        yield (
+            "threads growth, second half",
+            fmt(x["threads_growth_second_half"]),
+            "flat",
+            met(x["threads_growth_second_half"] <= 2),
+        )
+        yield ("HTTP 5xx", fmt(x["http_5xx"]), "0", met(x["http_5xx"] == 0))
+        yield (
+            "slowest viewer, any period",
+            fmt(x["min_viewer_fps"], "fps"),
+            "≥ 9 fps (camera 10)",
+            met(x["min_viewer_fps"] >= 9),
+        )
+
+
+def _fuzz(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        if "cases" not in x:
+            continue
+        yield (
+            "generated requests (admin + line_admin, valid + invalid)",
+            f"{fmt(x['cases'])} over {x['operations']} operations",
+            "≥ 2,000",
+            met(x["cases"] >= 2000),
+        )
+        yield ("5xx answers", fmt(x["server_errors"]), "0", met(x["server_errors"] == 0))
+        yield ("answers carrying a planted secret", fmt(x["leaks"]), "0", met(x["leaks"] == 0))
+
+
 TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "registry": ("Camera registry over HTTP (issue 2)", _registry),
     "ingest_cpu": ("Ingest CPU: passthrough vs ffmpeg, transcode (issue 3)", _ingest),
@@ -275,6 +327,8 @@ TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "diagnosis_cpu": ("Keyframe diagnosis cost (issue 5)", _diagnosis),
     "probe_cycle": ("Probe cycle over on-demand cameras (issue 5)", _probe),
     "steady": ("Steady state: memory and file descriptors (issue 6)", _steady),
+    "soak": ("Soak: an hour of flapping cameras, churning viewers and open pages (issue 12)", _soak),
+    "fuzz": ("API fuzz from the OpenAPI schema (issue 11)", _fuzz),
 }
 
 
