@@ -54,7 +54,7 @@ async def close_code(ws: ClientConnection, within: float = 15.0) -> int | None:
         async with asyncio.timeout(within):
             async for _ in ws:
                 pass
-    code = ws.close_code if ws.close_rcvd is not None else None
+    code = ws.close_code if ws.protocol.close_rcvd is not None else None
     await ws.close()
     return code
 
