@@ -94,7 +94,7 @@ def _raised_by_redis(exc: BaseException) -> bool:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    outage = OutageLog(log, "api", every=30.0)
+    outage = OutageLog(log, "api")
 
     @app.exception_handler(VideohubError)
     async def _videohub_error(request: Request, exc: VideohubError) -> JSONResponse:

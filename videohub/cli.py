@@ -15,7 +15,7 @@ from typing import Any
 from videohub.errors import VideohubError
 from videohub.models import ROLES
 from videohub.settings import ConfigError, Settings, load_settings
-from videohub.store import Store
+from videohub.store import OUTAGE, Store
 from videohub.users import UserStore
 from videohub.valkey import EmbeddedValkey
 
@@ -134,6 +134,9 @@ def cmd_user(args: argparse.Namespace) -> int:
         return asyncio.run(_with_users(settings, run))
     except VideohubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except OUTAGE as exc:  # the message names the address, never a password (it is not in it)
+        print(f"error: cannot reach Redis ({type(exc).__name__}: {exc}); is it running?", file=sys.stderr)
         return 1
 
 

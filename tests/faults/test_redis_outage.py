@@ -18,10 +18,11 @@ from typing import Any
 
 import httpx
 
-from tests.faults.support import PasswordRedis, live_client, next_message, of_type
+from tests.faults.support import PasswordRedis, close_code, live_client, next_message, of_type
 from tests.fixtures.service import VideohubService, free_port
 
 CAMERAS = 20
+SDP = "application/sdp"
 OUTAGE_SECONDS = 20.0
 
 
@@ -36,15 +37,22 @@ def _mix(tag: str, camera_id: str, wall_id: str) -> list[tuple[str, str, dict[st
     }
     return [
         ("GET", "/api/auth/me", {}),
+        ("GET", "/api/lines", {}),
         ("GET", "/api/cameras", {}),
         ("GET", f"/api/cameras/{camera_id}", {}),
+        ("GET", f"/api/cameras/{camera_id}/ingest", {}),
+        ("GET", f"/api/cameras/{camera_id}/snapshot.jpg", {}),
+        ("POST", f"/whep/{camera_id}", {"content": "v=0\r\n", "headers": {"Content-Type": SDP}}),
+        ("GET", "/api/sessions", {}),
         ("POST", "/api/cameras", {"json": body}),
         ("PATCH", f"/api/cameras/{camera_id}", {"json": {"name": "改名"}}),
         ("GET", f"/api/walls/{wall_id}", {}),
         ("PUT", f"/api/walls/{wall_id}", {"json": {"layout": "4"}}),
         ("GET", "/api/presets", {}),
+        ("POST", "/api/presets", {"json": {"name": "夜间", "wall": {"layout": "4"}}}),
         ("GET", "/api/alerts", {}),
         ("GET", "/api/health/cameras", {}),
+        ("GET", "/api/health/lines", {}),
         ("GET", "/api/users", {}),
         ("GET", "/api/audit", {}),
         ("POST", "/api/auth/login", {"json": {"username": "admin", "password": "admin-pass-123"}}),
@@ -108,13 +116,18 @@ async def _outage(
         started = time.monotonic()
         while time.monotonic() - started < OUTAGE_SECONDS:
             for method, path, kwargs in _mix(tag, cameras[0], wall_id):
-                response = await http.request(method, path, headers=svc.auth(operator), **kwargs)
+                headers = {**svc.auth(operator), **kwargs.pop("headers", {})}
+                response = await http.request(method, path, headers=headers, **kwargs)
                 statuses[(path, response.status_code)] += 1
                 if response.status_code == 503 and "retry-after" not in response.headers:
                     missing_retry_after.append(path)
             # The socket is still there and answers.
             await ws.send('{"type":"ping"}')
             await next_message(ws, of_type("pong"), within=5)
+            # A new socket cannot authenticate now: told 503, closed with 1013 (try again later).
+            late = await live_client(svc, operator, ["presets"])
+            assert (await next_message(late, of_type("error")))["status"] == 503
+            assert await close_code(late) == 1013
         log_outage = svc.log_text(tail=None)[log_before:]
 
         bad = {key: n for key, n in statuses.items() if key[1] != 503}
