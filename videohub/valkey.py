@@ -250,9 +250,9 @@ class Watchdog:
                 continue
             self.restarts += 1
             log.warning(
-                "embedded valkey restarted after %.1f s down (restart %d)",
-                self.clock() - self.down_since,
+                "embedded valkey restarted (restart %d, %.1f s after it was found dead)",
                 self.restarts,
+                self.clock() - self.down_since,
             )
             self.down_since = None
             delay = self.interval

@@ -155,6 +155,19 @@ async def _outage(
             assert put.status_code == 200, put.text
             changed = await next_message(ws, lambda m: m.get("type") == "wall" and m["wall"]["id"] == wall_id)
             assert changed["wall"]["layout"] == "16"
+
+            # The hub follows the registry again, health and alerts flow again: a new camera that
+            # refuses connections goes offline and opens an alert, pushed to the socket.
+            dead = f"dead{tag}"
+            svc.create_camera(dead, "rtsp://127.0.0.1:9/live", mode="always_on")
+            offline = await next_message(
+                ws, lambda m: m.get("type") == "health" and m["camera"] == dead, within=30
+            )
+            assert offline["new"] == "offline"
+            alert = await next_message(
+                ws, lambda m: m.get("type") == "alert" and m["alert"]["camera"] == dead, within=30
+            )
+            assert alert["event"] == "opened"
             assert svc.running  # recovered without a restart of the service
         finally:
             await ws.close()
