@@ -304,7 +304,10 @@ class LiveConnection:
 
 
 async def _authenticate(websocket: WebSocket, svc: Services, gate: MessageGate) -> tuple[User, str] | None:
-    """The user of the first message's token; None for anything else. Raises OUTAGE if Redis is away."""
+    """The user of the first message's token; None for anything else.
+
+    Raises OUTAGE if Redis is away, and _Disconnected once it closed a socket that broke the bounds.
+    """
     try:
         raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)
     except (TimeoutError, WebSocketDisconnect, RuntimeError):
@@ -312,7 +315,7 @@ async def _authenticate(websocket: WebSocket, svc: Services, gate: MessageGate) 
     problem = gate.check(raw)
     if problem is not None:
         await _close(websocket, *problem)
-        return None
+        raise _Disconnected
     try:
         message = json.loads(raw)
     except ValueError:
@@ -347,6 +350,8 @@ async def live_events(websocket: WebSocket) -> None:
             except OUTAGE:
                 error = {"type": "error", "status": 503, "detail": "the store is unreachable; retry shortly"}
                 await _close(websocket, CLOSE_TRY_AGAIN_LATER, "try again later", error)
+                return
+            except _Disconnected:
                 return
             if auth is None:
                 error = {"type": "error", "status": 401, "detail": "auth first"}
