@@ -88,12 +88,19 @@ class LiveHub:
     """Owns the subscriber task (``async with LiveHub(...)``) and the registry of /ws clients."""
 
     def __init__(
-        self, store: Store, settings: WsSettings, *, channel: str = CHANNEL, buffer: int = 256
+        self,
+        store: Store,
+        settings: WsSettings,
+        *,
+        channel: str = CHANNEL,
+        buffer: int = 256,
+        ping_after: float = PING_AFTER_IDLE,
     ) -> None:
         self.store = store
         self.settings = settings
         self.channel = channel
         self.buffer = buffer
+        self.ping_after = ping_after
         self.state: RedisState = "ok"
         self.subscribed = asyncio.Event()
         self._clients: set[LiveClient] = set()
@@ -184,28 +191,31 @@ class LiveHub:
 
     async def _listen(self) -> None:
         assert self._client is not None
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        # Every reply counts as a sign of life. redis-py hands a decoded PONG back as a message of type
+        # "P" (it expects bytes), which ignore_subscribe_messages would swallow: keep them all.
+        pubsub = self._client.pubsub(ignore_subscribe_messages=False)
         try:
             await pubsub.subscribe(self.channel)
             self.subscribed.set()
             self._outage.ok()
             self._set_state("ok")
-            idle = 0.0
-            pinged = False
+            loop = asyncio.get_running_loop()
+            heard, pinged = loop.time(), False
+            poll = min(1.0, self.ping_after)
             while True:
                 checkpoint()
-                message = await pubsub.get_message(timeout=1.0)
-                if message is None:
-                    idle += 1.0
-                    if idle >= 2 * PING_AFTER_IDLE:
-                        raise RedisConnectionError("the pub/sub connection does not answer")
-                    if idle >= PING_AFTER_IDLE and not pinged:
-                        await pubsub.ping()
-                        pinged = True
+                message = await pubsub.get_message(timeout=poll)
+                now = loop.time()
+                if message is not None:  # a message, a subscribe confirmation or the answer to our ping
+                    heard, pinged = now, False
+                    if message.get("type") == "message":
+                        self._broadcast(LiveEvent("message", str(message["data"])))
                     continue
-                idle, pinged = 0.0, False
-                if message.get("type") == "message":
-                    self._broadcast(LiveEvent("message", str(message["data"])))
+                if now - heard >= 2 * self.ping_after:
+                    raise RedisConnectionError("the pub/sub connection does not answer")
+                if now - heard >= self.ping_after and not pinged:
+                    await pubsub.ping()
+                    pinged = True
         finally:
             try:
                 await pubsub.aclose()

@@ -27,6 +27,18 @@ async def test_one_subscriber_feeds_every_client(store: Store) -> None:
             assert await store.redis.pubsub_numsub(CHANNEL) == [(CHANNEL, 1)]
 
 
+async def test_a_quiet_channel_is_pinged_not_taken_for_an_outage(store: Store) -> None:
+    async with LiveHub(store, WsSettings(), ping_after=0.2) as hub:
+        await asyncio.wait_for(hub.subscribed.wait(), 10)
+        with hub.admit() as client:
+            hub.join(client, "display")
+            await asyncio.sleep(2.0)  # ten ping intervals without a message
+            assert hub.state == "ok"
+            await store.redis.publish(CHANNEL, "after the quiet")
+            # No "redis" event came before the message: the hub never lost its subscription.
+            assert await asyncio.wait_for(client.get(), 5) == LiveEvent("message", "after the quiet")
+
+
 async def test_a_stalled_client_keeps_its_newest_events(store: Store) -> None:
     async with LiveHub(store, WsSettings(), buffer=8) as hub:
         await asyncio.wait_for(hub.subscribed.wait(), 10)
