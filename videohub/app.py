@@ -11,13 +11,17 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ExceptionHandler
+from starlette.websockets import WebSocket
 
 from videohub.api import (
     alerts,
@@ -36,9 +40,10 @@ from videohub.api import (
     ws,
 )
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
+from videohub.live import LiveHub
 from videohub.services import Services
 from videohub.settings import Settings
-from videohub.store import Store
+from videohub.store import OutageLog, Store
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +70,59 @@ def _error_body(exc: VideohubError) -> dict[str, Any]:
     return {"detail": exc.message}
 
 
+def _error_response(exc: VideohubError) -> JSONResponse:
+    headers = {}
+    if isinstance(exc, RateLimited | Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(_error_body(exc), status_code=exc.status, headers=headers)
+
+
+STORE_UNAVAILABLE = "the store (Redis) is unreachable; retry shortly"
+STORE_RETRY_AFTER = 2
+
+
+def _raised_by_redis(exc: BaseException) -> bool:
+    """Whether the exception came out of the Redis client (an OSError of its socket)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("redis."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    outage = OutageLog(log, "api")
+
     @app.exception_handler(VideohubError)
     async def _videohub_error(request: Request, exc: VideohubError) -> JSONResponse:
-        headers = {}
-        if isinstance(exc, RateLimited | Unavailable):
-            headers["Retry-After"] = str(exc.retry_after)
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(_error_body(exc), status_code=exc.status, headers=headers)
+        return _error_response(exc)
+
+    async def _store_unavailable(conn: Request | WebSocket, exc: Exception) -> Response | None:
+        # A Redis outage is a 503 with Retry-After on every route, never a 500 (the media keeps flowing).
+        outage.failed(exc)
+        if isinstance(conn, WebSocket):  # /ws handles outages itself; this is a last resort
+            await conn.close(1013, "try again later")
+            return None
+        return _error_response(Unavailable(STORE_UNAVAILABLE, retry_after=STORE_RETRY_AFTER))
+
+    async def _os_error(conn: Request | WebSocket, exc: Exception) -> Response | None:
+        if not _raised_by_redis(exc):
+            raise exc  # not the store's: a bug, answered 500 by the server error middleware
+        return await _store_unavailable(conn, exc)
+
+    # BusyLoadingError (Redis still loading its AOF) and the pool's "no connection available" are
+    # ConnectionErrors.
+    # Starlette calls a handler with the Request, or the WebSocket on a websocket route; its type
+    # names the two cases apart, these handlers take both.
+    for cls, handler in (
+        (RedisConnectionError, _store_unavailable),
+        (RedisTimeoutError, _store_unavailable),
+        (OSError, _os_error),
+    ):
+        app.add_exception_handler(cls, cast(ExceptionHandler, handler))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,10 +159,12 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             own_store = store is None
-            active = store or await Store.open(settings.redis_url, settings.server.data_dir)
+            active = store or await Store.open(settings.redis_url, settings.server.data_dir, settings.store)
             if own_store:
                 stack.push_async_callback(active.close)
+                await stack.enter_async_context(active.supervised(settings.store.watchdog_interval_seconds))
             svc = Services.create(settings, active)
+            svc.live = await stack.enter_async_context(LiveHub(active, settings.ws))
             app.state.services = svc
             await ensure_admin(svc)
             for startup in startups if startups is not None else default_startups():

@@ -15,8 +15,9 @@ from typing import Any
 from videohub.errors import VideohubError
 from videohub.models import ROLES
 from videohub.settings import ConfigError, Settings, load_settings
-from videohub.store import EmbeddedValkey, Store
+from videohub.store import OUTAGE, Store
 from videohub.users import UserStore
+from videohub.valkey import EmbeddedValkey
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -73,6 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=True,
         lifespan="on",
         ws="websockets-sansio",
+        ws_max_size=settings.ws.max_message_bytes,  # a bigger message closes with 1009 before it is read
     )
     server = _Server(config)
     server.run()
@@ -94,7 +96,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 async def _with_users(settings: Settings, action: Callable[[UserStore], Awaitable[int]]) -> int:
     """Run ``action`` on the users store: external Redis, the running embedded Valkey, or a temporary one."""
     url = settings.redis_url or EmbeddedValkey.running_url(settings.server.data_dir)
-    store = await Store.open(url, settings.server.data_dir)
+    store = await Store.open(url, settings.server.data_dir, settings.store)
     try:
         return await action(UserStore(store.redis, settings.auth, settings.line_ids))
     finally:
@@ -132,6 +134,9 @@ def cmd_user(args: argparse.Namespace) -> int:
         return asyncio.run(_with_users(settings, run))
     except VideohubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except OUTAGE as exc:  # the message names the address, never a password (it is not in it)
+        print(f"error: cannot reach Redis ({type(exc).__name__}: {exc}); is it running?", file=sys.stderr)
         return 1
 
 

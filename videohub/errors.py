@@ -9,7 +9,8 @@
     ├── RateLimited         429  too many attempts; retry_after seconds
     └── Unavailable         503  the thing exists but cannot serve now; retry_after seconds
 
-Everything else is a bug and answers 500 without details.
+A Redis outage (the client's ConnectionError, TimeoutError or socket OSError) answers as Unavailable
+(503, see ``videohub.app``). Everything else is a bug and answers 500 without details.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from videohub.audit import AuditLog
+from videohub.live import LiveHub
 from videohub.registry import CameraRegistry
 from videohub.settings import Settings
 from videohub.store import Store
@@ -29,6 +30,8 @@ class Services:
     """videohub.webrtc session manager once started."""
     health: Any = None
     alerts: Any = None
+    live: LiveHub | None = None
+    """The /ws clients' live events (one Redis pub/sub for the process), once started."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

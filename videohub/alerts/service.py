@@ -19,6 +19,7 @@ from videohub.alerts.models import Alert
 from videohub.alerts.store import AlertStore, Clock, text
 from videohub.alerts.webhooks import WebhookDelivery, ensure_group
 from videohub.settings.health import AlertSettings
+from videohub.store import OUTAGE
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class AlertService:
                 removed = await self.store.trim(self.settings.retention_days * 86400)
                 if removed:
                     log.info("alerts: trimmed %d resolved alerts", removed)
+            except OUTAGE as exc:  # tried again in an hour
+                log.warning("alerts: trimming skipped, redis unavailable (%s)", type(exc).__name__)
             except Exception:
                 log.exception("alerts: trimming failed")
             checkpoint()

@@ -21,13 +21,13 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from videohub.aio import checkpoint
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.store import parse_event, text
 from videohub.settings.health import AlertSettings, WebhookSettings
+from videohub.store import OUTAGE, OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class WebhookDelivery:
         self.group = group_name(hook)
         self.secret = hook.secret_bytes()
         self.stats = WebhookStats()
+        self._outage = OutageLog(log, f"webhook {hook.name}")
 
     def wants(self, event: AlertEvent) -> bool:
         return not self.hook.lines or event.alert.line in self.hook.lines
@@ -91,27 +92,31 @@ class WebhookDelivery:
         await ensure_group(self.redis, self.stream, self.hook)
         # Events this consumer read before a restart but never got acknowledged come first.
         await self._drain("0")
+        missing_group = False
         while True:
             checkpoint()
             try:
+                if missing_group:
+                    await ensure_group(self.redis, self.stream, self.hook)
+                    missing_group = False
                 await self._claim_stale()
                 rows = await self.redis.xreadgroup(
                     self.group, self.consumer, {self.stream: ">"}, count=50, block=1000
                 )
+                self._outage.ok()
+                for _stream, entries in rows:
+                    for entry_id, fields in entries:
+                        await self._deliver(text(entry_id), fields)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 # The stream or group vanished (Redis flushed or restarted without its data).
                 log.warning("webhook %s: consumer group missing; recreating", self.hook.name)
-                await ensure_group(self.redis, self.stream, self.hook)
-                continue
-            except (RedisConnectionError, OSError) as exc:
-                log.warning("webhook %s: redis unavailable: %s", self.hook.name, exc)
+                missing_group = True
+            except OUTAGE as exc:
+                # An event delivered but not acknowledged stays pending: it is sent again (at least once).
+                self._outage.failed(exc)
                 await asyncio.sleep(1.0)
-                continue
-            for _stream, entries in rows:
-                for entry_id, fields in entries:
-                    await self._deliver(text(entry_id), fields)
 
     async def _drain(self, start: str) -> None:
         last = start

@@ -22,6 +22,7 @@ from videohub.alerts.service import AlertService
 from videohub.api.deps import ServicesDep
 from videohub.health.monitor import HealthMonitor
 from videohub.health.state import STATES
+from videohub.store import OUTAGE
 
 router = APIRouter(tags=["operations"])
 
@@ -30,11 +31,16 @@ class _Snapshot:
     """A collector over data gathered (asynchronously) just before the scrape is rendered."""
 
     def __init__(
-        self, monitor: HealthMonitor | None, alerts: AlertService | None, active: list[Alert]
+        self,
+        monitor: HealthMonitor | None,
+        alerts: AlertService | None,
+        active: list[Alert] | None,
+        redis: tuple[bool, int],
     ) -> None:
         self.monitor = monitor
         self.alerts = alerts
         self.active = active
+        self.redis_up, self.redis_restarts = redis
 
     def collect(self) -> Iterator[Metric]:
         labels = ["camera", "line"]
@@ -75,10 +81,20 @@ class _Snapshot:
         all_viewers = GaugeMetricFamily("videohub_viewers", "Subscribers of all feeds of this worker")
         all_viewers.add_metric([], float(total_viewers))
         yield all_viewers
-        open_alerts = GaugeMetricFamily("videohub_alerts_open", "Unresolved alerts", labels=["line", "kind"])
-        for (line, kind), n in sorted(Counter((a.line, a.kind) for a in self.active).items()):
-            open_alerts.add_metric([line, kind], float(n))
-        yield open_alerts
+        up = GaugeMetricFamily("videohub_redis_up", "1 while Redis answers")
+        up.add_metric([], 1.0 if self.redis_up else 0.0)
+        restarts = CounterMetricFamily(
+            "videohub_redis_restarts", "Restarts of the embedded Valkey by its watchdog"
+        )
+        restarts.add_metric([], float(self.redis_restarts))
+        yield from (up, restarts)
+        if self.active is not None:  # unknown while Redis is unreachable: left out, not reported as 0
+            open_alerts = GaugeMetricFamily(
+                "videohub_alerts_open", "Unresolved alerts", labels=["line", "kind"]
+            )
+            for (line, kind), n in sorted(Counter((a.line, a.kind) for a in self.active).items()):
+                open_alerts.add_metric([line, kind], float(n))
+            yield open_alerts
         if self.monitor is not None:
             probes = CounterMetricFamily("videohub_probes", "On-demand camera probes done")
             probes.add_metric([], float(self.monitor.probes_done))
@@ -105,10 +121,18 @@ class _Snapshot:
 async def metrics(svc: ServicesDep) -> Response:
     monitor = svc.health if isinstance(svc.health, HealthMonitor) else None
     alerts = svc.alerts if isinstance(svc.alerts, AlertService) else None
-    active = await alerts.store.active() if alerts is not None else []
+    active: list[Alert] | None = []
+    up = True
+    if alerts is not None:
+        try:
+            active = await alerts.store.active()
+        except OUTAGE:  # a scrape during an outage still shows the process, the feeds and the store
+            active, up = None, False
+    else:
+        up = await svc.store.ping()
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
-    registry.register(_Snapshot(monitor, alerts, active))
+    registry.register(_Snapshot(monitor, alerts, active, (up, svc.store.restarts)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -45,6 +45,7 @@ from videohub.health.state import AlertKind, Observed, StreamHealth, Transition
 from videohub.models import Camera
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings
+from videohub.store import OUTAGE, OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,11 @@ class HealthMonitor:
         self._redis_slots = asyncio.Semaphore(16)
         self.probes_done = 0
         self._probe_pool: ThreadPoolExecutor | None = None
+        # One per kind of Redis work: an outage is a few lines each, not one per camera and tick.
+        self._registry_outage = OutageLog(log, "health: registry change feed")
+        self._write_outage = OutageLog(log, "health: state and history writes")
+        self._alert_outage = OutageLog(log, "health: alert updates")
+        self._loop_outage = OutageLog(log, "health: checks")
 
     # -- cameras ------------------------------------------------------------------------------
 
@@ -168,21 +174,31 @@ class HealthMonitor:
                 await self.alerts.reconcile(camera_id, "", {})
 
     async def _registry_loop(self) -> None:
+        reload = False
         while True:
             checkpoint()
             try:
+                if reload:  # after an outage: changes made meanwhile were not heard
+                    await self.load()
+                    reload = False
+                    self._registry_outage.ok()
                 async for change in self.registry.changes():
+                    self._registry_outage.ok()
                     camera = await self.registry.get(change.id) if change.op == "put" else None
                     if camera is None or not camera.enabled:
                         await self.untrack(change.id)
                     else:
                         self.track(camera)
                     checkpoint()
-            except (RedisError, OSError) as exc:
+            except OUTAGE as exc:
                 # Redis restarting: resubscribe and reload, so no change is missed for long.
-                log.warning("health: registry change feed failed (%s); resubscribing", type(exc).__name__)
+                self._registry_outage.failed(exc)
+                reload = True
                 await asyncio.sleep(1.0)
-                await self.load()
+            except RedisError as exc:  # a refused command: resubscribe and reload too
+                log.warning("health: registry change feed failed (%s); resubscribing", type(exc).__name__)
+                reload = True
+                await asyncio.sleep(1.0)
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -256,8 +272,10 @@ class HealthMonitor:
                     )
                 if (t.health.state, t.health.reasons, t.health.flapping) != previous:
                     await self.redis.hset(self.state_key, t.camera.id, json.dumps(t.health.snapshot()))
-            except (RedisError, OSError) as exc:
-                log.warning("camera %s: health history not written (%s)", t.camera.id, type(exc).__name__)
+                self._write_outage.ok()
+            except OUTAGE as exc:
+                # Lost for the history; the live state goes on and is written with its next change.
+                self._write_outage.failed(exc)
             await self._reconcile(t)
         return transition
 
@@ -270,9 +288,10 @@ class HealthMonitor:
             return
         try:
             await self.alerts.reconcile(t.camera.id, t.camera.line, desired)
-        except (RedisError, OSError) as exc:
-            log.warning("camera %s: alerts not updated (%s); retrying", t.camera.id, type(exc).__name__)
+        except OUTAGE as exc:
+            self._alert_outage.failed(exc)  # retried by the next tick
             return
+        self._alert_outage.ok()
         t.reconciled = dict(desired)
 
     def _pulled(self, t: Tracked) -> StatsSnapshot | None:
@@ -395,6 +414,8 @@ class HealthMonitor:
             stats = self._pulled(t)
             if stats is None or stats.last_packet_age is None:  # watched cameras are covered by stats
                 await self.probe_once(t)
+        except OUTAGE as exc:  # its credentials could not be read: probed again next round
+            self._loop_outage.failed(exc)
         except Exception:
             log.exception("probe of %s failed", t.camera.id)
         finally:
@@ -413,6 +434,8 @@ class HealthMonitor:
         while True:
             try:
                 await step()
+            except OUTAGE as exc:
+                self._loop_outage.failed(exc)
             except Exception:
                 log.exception("health %s failed", name)
             checkpoint()

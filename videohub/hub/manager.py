@@ -30,6 +30,7 @@ from videohub.hub.snapshot import NoPicture, SnapshotCache
 from videohub.models import Camera, Credentials, StreamSpec
 from videohub.registry import RegistryChange
 from videohub.settings.ingest import IngestSettings
+from videohub.store import OUTAGE, OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class FeedManager:
         self._handoff: Handoff | None = None
         self._started = False
         self._closed = False
+        self._follow_outage = OutageLog(log, "registry change feed")
+        self._resync_outage = OutageLog(log, "registry resync")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -164,26 +167,42 @@ class FeedManager:
     # -- following the registry ----------------------------------------------------------------
 
     async def _follow(self) -> None:
+        # Running feeds never wait for Redis: while it is away they go on, and changes made
+        # meanwhile are picked up by the resync that follows the resubscribe.
+        resync = False
         while True:
             checkpoint()
             try:
+                if resync:
+                    await self._resync()
+                    resync = False
+                    self._follow_outage.ok()
                 async for change in self._registry.changes():
+                    self._follow_outage.ok()
                     await self.apply(change.id)
                     checkpoint()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Redis restarting: resubscribe, the resync covers the gap
+            except OUTAGE as exc:  # Redis restarting: resubscribe, then resync to cover the gap
+                self._follow_outage.failed(exc)
+                resync = True
+                await asyncio.sleep(1.0)
+            except Exception as exc:
                 log.warning("registry change feed failed (%s); resubscribing", type(exc).__name__)
                 await asyncio.sleep(1.0)
 
     async def _resync_loop(self) -> None:
         while True:
+            checkpoint()
             await asyncio.sleep(self.settings.resync_interval)
             try:
                 await self._resync()
+                self._resync_outage.ok()
                 checkpoint()
             except asyncio.CancelledError:
                 raise
+            except OUTAGE as exc:
+                self._resync_outage.failed(exc)
             except Exception as exc:
                 log.warning("registry resync failed: %s", type(exc).__name__)
 

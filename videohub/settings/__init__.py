@@ -18,6 +18,7 @@ from videohub.resources import default_config_path
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
 from videohub.settings.health import AlertSettings, HealthSettings
 from videohub.settings.ingest import IngestSettings
+from videohub.settings.store import StoreSettings, WsSettings
 from videohub.settings.webrtc import WebRTCSettings
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "LineSettings",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
     "WebRTCSettings",
+    "WsSettings",
     "load_settings",
 ]
 
@@ -62,6 +65,10 @@ class Settings(BaseSettings):
     webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings, description="WHEP playback.")
     health: HealthSettings = Field(default_factory=HealthSettings, description="Feed health checks.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts and their delivery.")
+    store: StoreSettings = Field(
+        default_factory=StoreSettings, description="Redis connection pool and the embedded Valkey's watchdog."
+    )
+    ws: WsSettings = Field(default_factory=WsSettings, description="Bounds of the /ws live-event sockets.")
 
     @model_validator(mode="after")
     def _unique_lines(self) -> Settings:

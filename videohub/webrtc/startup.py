@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from videohub.aio import cancel_and_wait, checkpoint
 from videohub.policy import can_see_line
 from videohub.services import Services
+from videohub.store import OUTAGE, OutageLog
 from videohub.webrtc.manager import SessionEndHook, SessionManager
 from videohub.webrtc.session import SessionRecord
 from videohub.webrtc.source import FeedSource
@@ -62,12 +63,18 @@ async def sweep_rights(svc: Services, manager: SessionManager) -> int:
 
 
 async def _sweep_forever(svc: Services, manager: SessionManager, interval: float) -> None:
+    # While Redis is away, rights cannot be checked: sessions go on (the media never waits for
+    # Redis) and the sweep catches up with changes once it is back.
+    outage = OutageLog(log, "WHEP rights sweep")
     while True:
         checkpoint()  # the sweep's Redis calls may swallow a cancel on 3.11 (see videohub.aio)
         await asyncio.sleep(interval)
         try:
             await sweep_rights(svc, manager)
-        except Exception:  # Redis briefly away: try again next round
+            outage.ok()
+        except OUTAGE as exc:
+            outage.failed(exc)
+        except Exception:
             log.exception("WHEP rights sweep failed")
 
 
