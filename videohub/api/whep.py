@@ -7,9 +7,11 @@
                                           restart ICE: the player starts a new session); 412 stale ETag
     DELETE  /whep/sessions/{id}           200
 
-Errors: 400 bad SDP or no video, 415 wrong content type, 401 no/bad token, 403 another user's session,
-404 unknown camera or one another line owns (the registry policy hides it), 503 + Retry-After when the
-feed cannot start or the worker is full. ``?stream=sub`` on a camera without a sub stream plays main,
+Errors: 400 bad SDP or no video, 413 body over server.limits.sdp_body_bytes, 415 wrong content type,
+401 no/bad token, 403 another user's session, 404 unknown camera or one another line owns (the registry
+policy hides it), 422 more player ICE candidates than webrtc.max_remote_candidates, 429 + Retry-After
+when the user has too many sessions or too many still connecting, 503 + Retry-After when the feed
+cannot start or the worker is full. ``?stream=sub`` on a camera without a sub stream plays main,
 as a wall tile expects a picture rather than an error.
 """
 
