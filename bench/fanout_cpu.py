@@ -51,6 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.harness.procstat import machine_ticks, process_cpu_s  # noqa: E402
+from bench.harness.service_env import MANY_VIEWERS_ENV  # noqa: E402
 
 WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 25, 2
 # The simulator's ``noise`` pattern (sensor noise over the whole picture) makes x264 spend its whole
@@ -388,7 +389,7 @@ async def measure(service: Service, sim_pid: int, window: float) -> Window:
 
 
 def sender_env(sender: str, tmp: Path) -> dict[str, str]:
-    env = {"VIDEOHUB_SERVER__LOG_LEVEL": "warning"}
+    env = {"VIDEOHUB_SERVER__LOG_LEVEL": "warning", **MANY_VIEWERS_ENV}
     if sender == "aiortc":
         (tmp / "sitecustomize.py").write_text(_AIORTC_SENDER)
         env["PYTHONPATH"] = os.pathsep.join([str(tmp), str(REPO)])

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.harness.procstat import machine_ticks, process_cpu_s  # noqa: E402
+from bench.harness.service_env import MANY_VIEWERS_ENV  # noqa: E402
 
 VCL = (1, 5)
 
@@ -161,7 +162,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     service = await asyncio.to_thread(
         VideohubService,
         Path(tempfile.mkdtemp(prefix="vh-lat-")),
-        env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning", "VIDEOHUB_WEBRTC__MAX_SESSIONS": "1000"},
+        env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning", **MANY_VIEWERS_ENV},
     )
     url = sim.rtsp_url("lat", {"cam": "latency"})
     service_pid = service._proc.pid  # the `videohub serve` Python process itself

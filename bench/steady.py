@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.harness.procstat import process_cpu_s  # noqa: E402
+from bench.harness.service_env import MANY_VIEWERS_ENV  # noqa: E402
 
 
 class CountingDecoder:
@@ -65,7 +66,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     service = await asyncio.to_thread(
         VideohubService,
         Path(tempfile.mkdtemp(prefix="vh-steady-")),
-        env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning"},
+        env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning", **MANY_VIEWERS_ENV},
     )
     pid = service._proc.pid  # the `videohub serve` Python process itself
     viewers: list[Viewer] = []

@@ -40,6 +40,8 @@ from videohub.api import (
     ws,
 )
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
+from videohub.http.admission import RequestAdmission
+from videohub.http.bodies import BodyLimits
 from videohub.live import LiveHub
 from videohub.services import Services
 from videohub.settings import Settings
@@ -180,6 +182,12 @@ def build_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside CORS (added after them, so outer), so that a 413 or 503 still carries the CORS headers.
+    limits = settings.server.limits
+    app.add_middleware(BodyLimits, limits=limits)
+    app.add_middleware(
+        RequestAdmission, max_requests=limits.max_requests, retry_after=limits.retry_after_seconds
+    )
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import logging
+import resource
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +20,8 @@ from videohub.settings import ConfigError, Settings, load_settings
 from videohub.store import OUTAGE, Store
 from videohub.users import UserStore
 from videohub.valkey import EmbeddedValkey
+
+log = logging.getLogger("videohub.cli")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -56,16 +60,45 @@ def _server_class() -> Any:
     return Server
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit and return it.
+
+    Every WHEP session binds UDP sockets (one per ICE host candidate), next to HTTP connections, Redis
+    and the ingest threads' RTSP sockets: the usual soft limit of 1024 is reached long before the
+    session cap. ``select()``-based code would break above 1024 descriptors; nothing here uses it
+    (asyncio uses epoll, FFmpeg uses poll).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # the kernel still caps a process at fs.nr_open
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text().strip())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, exc)
+            return soft
+        log.info("open files limit raised from %d to %d", soft, target)
+        return target
+    return soft
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from videohub.app import build_app
+    from videohub.http.protocol import guarded_h11_protocol
     from videohub.logs import setup_logging
 
     _Server = _server_class()
     settings = _settings(args)
     setup_logging(settings.server.log_level, settings.server.log_json)
+    raise_open_files_limit()
     app = build_app(settings)
+    limits = settings.server.limits
     config = uvicorn.Config(
         app,
         host=settings.server.host,
@@ -75,6 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
         ws="websockets-sansio",
         ws_max_size=settings.ws.max_message_bytes,  # a bigger message closes with 1009 before it is read
+        # h11 with a header timeout and a connection cap (videohub/http/protocol.py), whatever is installed
+        http=guarded_h11_protocol(limits),
+        timeout_keep_alive=limits.keepalive_timeout,
     )
     server = _Server(config)
     server.run()

@@ -7,9 +7,11 @@
                                           restart ICE: the player starts a new session); 412 stale ETag
     DELETE  /whep/sessions/{id}           200
 
-Errors: 400 bad SDP or no video, 415 wrong content type, 401 no/bad token, 403 another user's session,
-404 unknown camera or one another line owns (the registry policy hides it), 503 + Retry-After when the
-feed cannot start or the worker is full. ``?stream=sub`` on a camera without a sub stream plays main,
+Errors: 400 bad SDP or no video, 413 body over server.limits.sdp_body_bytes, 415 wrong content type,
+401 no/bad token, 403 another user's session, 404 unknown camera or one another line owns (the registry
+policy hides it), 422 more player ICE candidates than webrtc.max_remote_candidates, 429 + Retry-After
+when the user has too many sessions or too many still connecting, 503 + Retry-After when the feed
+cannot start or the worker is full. ``?stream=sub`` on a camera without a sub stream plays main,
 as a wall tile expects a picture rather than an error.
 """
 
@@ -24,7 +26,7 @@ from videohub.errors import Forbidden, Unavailable
 from videohub.models import User
 from videohub.services import Services
 from videohub.webrtc.manager import IceRestartUnsupported, SessionManager
-from videohub.webrtc.offer import MAX_SDP_BYTES, InvalidOffer, parse_sdpfrag
+from videohub.webrtc.offer import InvalidOffer, parse_sdpfrag
 from videohub.webrtc.session import WhepSession
 
 router = APIRouter(tags=["whep"])
@@ -107,9 +109,7 @@ async def whep_offer(
     """Start watching a camera: the body is the player's SDP offer, the answer holds every candidate."""
     if _media_type(request) != SDP:
         return _unsupported(SDP, "Accept-Post")
-    body = await request.body()
-    if len(body) > MAX_SDP_BYTES:
-        raise InvalidOffer("SDP offer too large")
+    body = await request.body()  # at most server.limits.sdp_body_bytes (videohub/http/bodies.py: 413)
     try:
         offer = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -175,9 +175,7 @@ async def whep_patch(
         raise IceRestartUnsupported("ICE restart is not supported: start a new session")
     if if_match is not None and if_match.strip() != session.etag:
         return Response(status_code=412, headers=_cors(request, svc, "OPTIONS, PATCH, DELETE"))
-    body = await request.body()
-    if len(body) > MAX_SDP_BYTES:
-        raise InvalidOffer("trickle fragment too large")
+    body = await request.body()  # at most server.limits.sdp_body_bytes (413)
     try:
         frag = parse_sdpfrag(body.decode("utf-8"))
     except UnicodeDecodeError:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from videohub.settings.http import HttpLimitSettings
+
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -28,6 +30,9 @@ class ServerSettings(Section):
     log_json: bool = Field(False, description="Write logs as one JSON object per line.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API and WHEP from other sites."
+    )
+    limits: HttpLimitSettings = Field(
+        default_factory=HttpLimitSettings, description="Bodies, timeouts, connections, requests."
     )
 
 

@@ -8,6 +8,8 @@ There is deliberately no ``port_range`` key: it could not be honoured.
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
@@ -67,11 +69,11 @@ class WebRTCSettings(BaseModel):
         "camera must connect and reach its next keyframe) before answering 503 with Retry-After.",
     )
     connect_timeout: float = Field(
-        15.0,
+        10.0,
         ge=2.0,
         le=60.0,
         description="Seconds after the answer within which the player must complete ICE and DTLS; a "
-        "session that never connects is ended and freed.",
+        "session that never connects is ended and frees its pending slot (see max_pending_per_user).",
     )
     disconnect_grace_seconds: float = Field(
         10.0,
@@ -83,6 +85,41 @@ class WebRTCSettings(BaseModel):
     )
     max_sessions: int = Field(
         256, ge=1, le=10_000, description="Live WHEP sessions this worker accepts; more answer 503."
+    )
+    max_sessions_per_user: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Live WHEP sessions of one user on this worker, admins included; more answer 429. "
+        "A console and a display of the same user with 16 tiles each hold 32.",
+    )
+    max_pending_per_user: int = Field(
+        16,
+        ge=1,
+        le=1_000,
+        description="Sessions of one user that have not completed ICE yet (offers being answered "
+        "included); more answer 429 with Retry-After 1. 16 lets a full 16-tile wall start at once.",
+    )
+    max_pending: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Sessions of all users that have not completed ICE yet; more answer 503. With "
+        "connect_timeout it bounds what offers that never connect can hold.",
+    )
+    max_remote_candidates: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Distinct ICE candidates of one player (in its offer and trickled together) the "
+        "server sends checks to; more answer 422.",
+    )
+    allowed_candidate_networks: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Networks (CIDR) players may be on besides the private, loopback and link-local "
+        "ones and the address of the WHEP request itself. Candidates elsewhere are dropped, never "
+        "contacted; multicast, broadcast and unspecified addresses always are.",
     )
     retry_after_seconds: int = Field(
         2,
@@ -97,6 +134,18 @@ class WebRTCSettings(BaseModel):
         "a viewer's CPU. Sessions through a TURN relay always send from the event loop. Off: every "
         "session sends from the event loop.",
     )
+
+    @field_validator("allowed_candidate_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # Stored normalized (10.1.2.3/16 → 10.1.0.0/16); multicast and the like stay refused inside.
+        out = []
+        for net in value:
+            try:
+                out.append(str(ipaddress.ip_network(net.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP network (CIDR, e.g. 203.0.113.0/24)") from None
+        return out
 
     @model_validator(mode="after")
     def _one_stun_one_turn(self) -> WebRTCSettings:

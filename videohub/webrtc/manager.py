@@ -11,12 +11,14 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from aiortc import (
     RTCConfiguration,
+    RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -24,9 +26,10 @@ from aiortc import (
 
 from ingest.packet import Packet
 from videohub.aio import checkpoint
-from videohub.errors import NotFound, Unavailable, VideohubError
+from videohub.errors import NotFound, RateLimited, Unavailable, VideohubError
 from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
+from videohub.webrtc.candidates import CandidateKey, CandidatePolicy, candidate_key, sdp_candidate
 from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
 from videohub.webrtc.offer import InvalidOffer, TrickleFragment, clean_offer, validate_offer
 from videohub.webrtc.packetizer import Packetizer
@@ -69,6 +72,10 @@ class SessionManager:
         # One packetizer for all sessions: each access unit is packetized once, whoever watches it.
         self.packetizer = Packetizer()
         self._pending = 0
+        self._creating: Counter[str] = Counter()  # offers being answered, per user
+        self.candidates = CandidatePolicy.create(
+            settings.allowed_candidate_networks, settings.max_remote_candidates
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._closed = False
@@ -156,16 +163,68 @@ class SessionManager:
         """Answer a WHEP offer. Raises InvalidOffer (400), Unavailable (503)."""
         if self._closed:
             raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
+        self._admit(user.username)
         validate_offer(offer_sdp)
-        if len(self._sessions) + self._pending >= self._settings.max_sessions:
-            raise Unavailable("too many viewing sessions on this worker", self._settings.retry_after_seconds)
+        offer_sdp, candidates = self._filter_offer(offer_sdp, remote)
         if not camera.enabled:
             raise Unavailable("the camera is disabled", self._settings.retry_after_seconds)
         self._pending += 1
+        self._creating[user.username] += 1
         try:
-            return await self._create(user, camera, stream, offer_sdp, remote)
+            session = await self._create(user, camera, stream, offer_sdp, remote)
         finally:
             self._pending -= 1
+            self._creating[user.username] -= 1
+            if self._creating[user.username] <= 0:
+                del self._creating[user.username]
+        session.remote_candidates |= candidates
+        return session
+
+    def _admit(self, username: str) -> None:
+        """Refuse a new session before any work: 429 for this user's caps, 503 for the worker's.
+
+        "Pending" is an offer being answered or an answered session whose player has not completed
+        ICE yet; it holds its slot for at most ``connect_timeout``, so a client that posts offers and
+        never connects cannot hold more than ``max_pending_per_user`` of them.
+        """
+        s = self._settings
+        mine = [x for x in self._sessions.values() if x.record.user == username]
+        creating = self._creating[username]
+        if len(mine) + creating >= s.max_sessions_per_user:
+            raise RateLimited(
+                f"this user already has {s.max_sessions_per_user} viewing sessions "
+                "(webrtc.max_sessions_per_user): end one first",
+                s.retry_after_seconds,
+            )
+        if sum(x.pending for x in mine) + creating >= s.max_pending_per_user:
+            # A player normally connects within a second: a short Retry-After lets a big wall fill
+            # quickly, while posting more offers that never connect gains nothing.
+            raise RateLimited(
+                f"{s.max_pending_per_user} sessions of this user are still connecting "
+                "(webrtc.max_pending_per_user)",
+                1,
+            )
+        if sum(x.pending for x in self._sessions.values()) + self._pending >= s.max_pending:
+            raise Unavailable(
+                f"{s.max_pending} viewing sessions are connecting on this worker (webrtc.max_pending)", 1
+            )
+        if len(self._sessions) + self._pending >= s.max_sessions:
+            raise Unavailable("too many viewing sessions on this worker", s.retry_after_seconds)
+
+    def _filter_offer(self, offer_sdp: str, remote: str | None) -> tuple[str, set[CandidateKey]]:
+        """The offer without the candidates the policy refuses, and the distinct ones it keeps (capped)."""
+        kept: set[CandidateKey] = set()
+
+        def keep(line: str) -> bool:
+            parsed = sdp_candidate(line[len("a=candidate:") :])
+            if parsed is None or not self.candidates.allows(parsed[0], parsed[1], parsed[2], remote):
+                return False
+            kept.add(candidate_key(*parsed))
+            return True
+
+        cleaned = clean_offer(offer_sdp, keep)
+        self.candidates.check_count(len(kept))
+        return cleaned, kept
 
     async def _create(
         self, user: User, camera: Camera, stream: str, offer_sdp: str, remote: str | None
@@ -198,7 +257,7 @@ class SessionManager:
             else:  # another aiortc: its generic loop (slower per viewer, same stream) still works
                 log.warning("aiortc sender internals changed: using aiortc's RTP loop")
             try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=clean_offer(offer_sdp), type="offer"))
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
                 answer = await pc.createAnswer()
             except (ValueError, AssertionError) as exc:
                 raise InvalidOffer(f"the offer cannot be answered: {exc}") from None
@@ -255,9 +314,21 @@ class SessionManager:
     # trickle ---------------------------------------------------------------------------------
 
     async def trickle(self, session: WhepSession, frag: TrickleFragment) -> None:
+        """Add trickled candidates the policy allows; 422 (nothing added) past the per-session cap."""
         current = session.remote_ufrag()
         if frag.ufrag is not None and current is not None and frag.ufrag != current:
             raise IceRestartUnsupported("ICE restart is not supported: start a new session")
+        fresh: dict[CandidateKey, RTCIceCandidate] = {}
+        for candidate in frag.candidates:
+            transport, host, port = candidate.protocol, candidate.ip, candidate.port
+            if not self.candidates.allows(transport, host, port, session.record.remote):
+                continue  # never contacted; the player still connects through its own checks
+            key = candidate_key(transport, host, port, candidate.component)
+            if key not in session.remote_candidates:
+                fresh[key] = candidate
+        self.candidates.check_count(len(session.remote_candidates) + len(fresh))
+        session.remote_candidates.update(fresh)
+        frag.candidates = list(fresh.values())
         await session.add_remote_candidates(frag)
 
     # ending ----------------------------------------------------------------------------------

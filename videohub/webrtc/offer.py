@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCIceCandidate
@@ -24,12 +25,14 @@ def _is_mdns_candidate(line: str) -> bool:
     return len(parts) >= 6 and parts[4].lower().endswith(".local")
 
 
-def clean_offer(sdp: str) -> str:
-    """Drop ``.local`` (mDNS) candidates: resolving them costs aioice about a second per offer.
+def clean_offer(sdp: str, keep: Callable[[str], bool] | None = None) -> str:
+    """Drop ``.local`` (mDNS) candidates, and every ``a=candidate:`` line that ``keep`` refuses.
 
-    Browsers hide host addresses behind mDNS names; without them ICE still connects through the
-    player's checks (peer-reflexive candidates). When a media section loses all its candidates, its
-    ``a=end-of-candidates`` goes too, otherwise aioice would give up before those checks arrive.
+    Resolving an mDNS name costs aioice about a second per offer. Browsers hide host addresses behind
+    mDNS names; without them ICE still connects through the player's checks (peer-reflexive
+    candidates). ``keep`` is the candidate policy (``videohub/webrtc/candidates.py``). When a media
+    section loses all its candidates, its ``a=end-of-candidates`` goes too, otherwise aioice would
+    give up before those checks arrive.
     """
     lines = sdp.replace("\r\n", "\n").split("\n")
     sections: list[list[str]] = [[]]
@@ -41,7 +44,10 @@ def clean_offer(sdp: str) -> str:
     for section in sections:
         had = any(line.startswith("a=candidate:") for line in section)
         kept = [
-            line for line in section if not (line.startswith("a=candidate:") and _is_mdns_candidate(line))
+            line
+            for line in section
+            if not line.startswith("a=candidate:")
+            or (not _is_mdns_candidate(line) and (keep is None or keep(line)))
         ]
         left = any(line.startswith("a=candidate:") for line in kept)
         if had and not left:

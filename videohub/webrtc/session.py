@@ -12,6 +12,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpSender
 from pydantic import BaseModel, Field
 
+from videohub.webrtc.candidates import CandidateKey
 from videohub.webrtc.offer import TrickleFragment
 from videohub.webrtc.sender import PassthroughSender
 from videohub.webrtc.source import FeedSubscription
@@ -130,6 +131,8 @@ class WhepSession:
         self.last_report_at: float | None = None
         self._packets_received = -1
         self._closed = False
+        self.remote_candidates: set[CandidateKey] = set()
+        """The player's candidates the server checks (offer and trickle), as the policy kept them."""
 
     @property
     def id(self) -> str:
@@ -138,6 +141,11 @@ class WhepSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def pending(self) -> bool:
+        """Answered, but the player has not completed ICE and DTLS yet (it holds a pending slot)."""
+        return self.connected_at is None and self.pc.connectionState != "connected"
 
     def _refresh_record(self) -> None:
         self.record.bytes_sent = self.track.bytes_sent
