@@ -82,7 +82,11 @@ class _Snapshot:
         if self.monitor is not None:
             probes = CounterMetricFamily("videohub_probes", "On-demand camera probes done")
             probes.add_metric([], float(self.monitor.probes_done))
-            yield probes
+            overrun = CounterMetricFamily(
+                "videohub_probes_overrun", "Probes still running well past their deadline (wedged threads)"
+            )
+            overrun.add_metric([], float(self.monitor.probes_overrun))
+            yield from (probes, overrun)
         if self.alerts is not None:
             delivered = CounterMetricFamily(
                 "videohub_webhook_delivered", "Events delivered", labels=["webhook"]
