@@ -30,11 +30,16 @@ class _Snapshot:
     """A collector over data gathered (asynchronously) just before the scrape is rendered."""
 
     def __init__(
-        self, monitor: HealthMonitor | None, alerts: AlertService | None, active: list[Alert]
+        self,
+        monitor: HealthMonitor | None,
+        alerts: AlertService | None,
+        active: list[Alert],
+        parked: dict[str, int],
     ) -> None:
         self.monitor = monitor
         self.alerts = alerts
         self.active = active
+        self.parked = parked
 
     def collect(self) -> Iterator[Metric]:
         labels = ["camera", "line"]
@@ -97,7 +102,12 @@ class _Snapshot:
                 delivered.add_metric([d.hook.name], float(d.stats.delivered))
                 failures.add_metric([d.hook.name], float(d.stats.failures))
                 retrying.add_metric([d.hook.name], 1.0 if d.stats.retrying else 0.0)
-            yield from (delivered, failures, retrying)
+            parked = GaugeMetricFamily(
+                "videohub_webhook_parked", "Events parked in the dead-letter stream", labels=["webhook"]
+            )
+            for hook, count in sorted(self.parked.items()):
+                parked.add_metric([hook], float(count))
+            yield from (delivered, failures, retrying, parked)
             live_drops = CounterMetricFamily(
                 "videohub_live_event_drops", "Live UI events dropped (slow clients)"
             )
@@ -110,9 +120,10 @@ async def metrics(svc: ServicesDep) -> Response:
     monitor = svc.health if isinstance(svc.health, HealthMonitor) else None
     alerts = svc.alerts if isinstance(svc.alerts, AlertService) else None
     active = await alerts.store.active() if alerts is not None else []
+    parked = await alerts.dead.counts(d.hook.name for d in alerts.deliveries) if alerts is not None else {}
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
-    registry.register(_Snapshot(monitor, alerts, active))
+    registry.register(_Snapshot(monitor, alerts, active, parked))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
