@@ -116,3 +116,29 @@ async def test_an_event_undelivered_for_the_give_up_time_is_parked(
         (parked,) = await service.dead.list("broken")
         assert 1 < parked.attempts < 10_000 and parked.last_error == "HTTP 503"
         assert (parked.parked_at - parked.alert.updated_at).total_seconds() >= 1
+
+
+async def test_an_event_retried_for_long_is_not_taken_over_by_another_worker(
+    redis: aioredis.Redis, recorders: Callable[[int], Awaitable[WebhookRecorder]]
+) -> None:
+    """Two workers share the hook's consumer group. The one retrying an event keeps it claimed, so
+    the other (which takes over events left idle for ``webhook_claim_idle_seconds``) leaves it alone:
+    the receiver gets it once, not once per worker."""
+    busy = await recorders(503)
+    settings = AlertSettings(
+        webhooks=[WebhookSettings(name="ops", url=busy.url)],
+        webhook_backoff_initial_seconds=0.05,
+        webhook_backoff_max_seconds=0.2,
+        webhook_claim_idle_seconds=1,
+        webhook_max_attempts=10_000,
+    )
+    first = AlertService(redis, settings, consumer="worker-a")
+    second = AlertService(redis, settings, consumer="worker-b")
+    async with Running(first), Running(second):
+        await first.reconcile("cam1", "land", {"offline": ["refused"]})
+        await wait_for(lambda: busy.requests >= 3)
+        await asyncio.sleep(3.0)  # three claim-idle times of retrying
+        busy.status = 200
+        await wait_for(lambda: len(busy.received) >= 1)
+        await asyncio.sleep(1.0)
+    assert len(busy.received) == 1
