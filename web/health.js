@@ -1,6 +1,7 @@
 // The health page (运维监测) for maintenance staff: counters per state, the camera table with
-// thumbnails and fps sparklines, the active alerts with acknowledge/resolve, availability per line and
-// a camera detail view. Numbers are polled; state changes and alerts arrive live over /ws.
+// thumbnails and fps sparklines, the active alerts with acknowledge/resolve, the webhooks' parked
+// events with re-send, availability per line and a camera detail view. Numbers are polled; state
+// changes and alerts arrive live over /ws.
 import "/web/health/strings.js";
 import { api, apiFetch, requireLogin } from "/web/common/api.js";
 import { applyI18n, onLangChange, t } from "/web/common/i18n.js";
@@ -12,6 +13,7 @@ import { CameraTable } from "/web/health/cameras.js";
 import { CameraDetail } from "/web/health/detail.js";
 import { fmtTime } from "/web/health/dom.js";
 import { renderLines } from "/web/health/lines.js";
+import { ParkedList } from "/web/health/parked.js";
 import { FpsHistory } from "/web/health/sparkline.js";
 import { Thumbnails } from "/web/health/thumbs.js";
 
@@ -20,13 +22,15 @@ const CAMERAS_LARGE_MS = 15000; // for a large registry the list is heavy: poll 
 const LARGE = 500;
 const LINES_MS = 30000; // availability moves slowly
 const ALERTS_FALLBACK_MS = 10000; // only while /ws is down
+const PARKED_MS = 15000; // parked webhook events: rare, and not pushed over /ws
 
 const user = requireLogin();
 mountNav("health");
 const $ = (selector) => document.querySelector(selector);
 
 function request(method, path, body) {
-  return method === "GET" ? api.get(path) : api.post(path, body);
+  if (method === "GET") return api.get(path);
+  return method === "DELETE" ? api.del(path) : api.post(path, body);
 }
 
 // A snapshot as a Blob, or null when the camera has no picture now (503 with a reason).
@@ -66,6 +70,16 @@ const alerts = new AlertList({
   lines,
   onOpen: (camera) => detail.open(camera),
   onError: report,
+});
+
+const parked = new ParkedList({
+  panel: $("#parked-panel"),
+  list: $("#parked-list"),
+  empty: $("#parked-empty"),
+  request,
+  user,
+  cameraName: (id) => table.rows.get(id)?.name || id,
+  notify: (text, error) => toast(text, { error }),
 });
 
 async function pollCameras() {
@@ -132,6 +146,7 @@ function relabel() {
   document.title = `${t("nav.health")} · ${t("app.title")}`;
   table.relabel();
   alerts.relabel();
+  parked.relabel();
   renderLines($("#lines"), lineRows, lines);
   detail.render();
 }
@@ -141,7 +156,7 @@ async function start() {
   onLangChange(relabel);
   try {
     await loadLines();
-    await Promise.all([pollCameras(), alerts.load(), pollLines()]);
+    await Promise.all([pollCameras(), alerts.load(), pollLines(), parked.load()]);
   } catch (err) {
     report(err);
   }
@@ -149,6 +164,7 @@ async function start() {
   new LiveSocket({ topics: ["alerts", "health"], onMessage: onLive, onStatus: onLiveStatus });
   every(() => (table.rows.size > LARGE ? CAMERAS_LARGE_MS : CAMERAS_MS), pollCameras);
   every(LINES_MS, pollLines);
+  every(PARKED_MS, () => parked.load());
   every(ALERTS_FALLBACK_MS, async () => {
     if (!liveOpen) await alerts.load();
   });

@@ -31,6 +31,8 @@ class WebhookRecorder:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     status: int = 200
+    requests: int = 0
+    """Every request answered, whatever its status (``received`` keeps the 2xx ones)."""
     _server: asyncio.Server | None = None
 
     @property
@@ -63,6 +65,7 @@ class WebhookRecorder:
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests += 1
                 if self.status < 300:
                     self.received.append(Received(headers, body))
                 writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())

@@ -6,6 +6,7 @@ stands in for the ingest stats so hold times and reasons can be stepped through 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
 from videohub.alerts.service import AlertService
-from videohub.health.monitor import HealthMonitor
+from videohub.health.monitor import PROBE_GRACE_SECONDS, HealthMonitor
 from videohub.health.probe import ProbeResult
 from videohub.models import Camera, CameraCreate, Streams, StreamSpec
 from videohub.registry import CameraRegistry
@@ -220,4 +221,40 @@ async def test_a_flapping_camera_gets_one_flapping_alert_instead_of_a_storm(redi
     # Two offline alerts before the camera counts as flapping, then a single flapping alert.
     assert kinds == ["offline", "offline", "flapping"]
     assert [a.kind for a in await alerts.store.active()] == ["flapping"]
+    await alerts.close()
+
+
+async def test_a_wedged_probe_gets_a_timeout_verdict_and_keeps_its_slot(redis: aioredis.Redis) -> None:
+    """A probe thread that never comes back (a bug below PyAV) still gives the camera its verdict.
+
+    The probe's slot stays taken until the thread returns: the pool is never asked for more probes
+    than it has threads.
+    """
+    registry = CameraRegistry(redis, LINES, allow_test_sources=True)
+    alerts = AlertService(redis)
+    release = asyncio.Event()
+
+    async def wedged(camera: Camera, url: str) -> ProbeResult:
+        await release.wait()
+        return ProbeResult(None, "refused", 99.0)
+
+    settings = HealthSettings(probe_timeout_seconds=1, offline_hold_seconds=0)
+    monitor = HealthMonitor(settings, registry, alerts, redis, prober=wedged)
+    await add(registry, "cam1", "on_demand")
+    await monitor.load()
+    tracked = monitor.cameras["cam1"]
+    probing = asyncio.create_task(monitor.probe_once(tracked))
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + settings.probe_timeout_seconds + PROBE_GRACE_SECONDS + 30
+    while tracked.health.state == "unknown":
+        assert loop.time() < give_up, "no verdict for a wedged probe"
+        await asyncio.sleep(0.1)
+    assert (tracked.health.state, tracked.health.reasons) == ("offline", ("timeout",))
+    assert [(a.kind, a.reasons) for a in await alerts.store.active()] == [("offline", ["timeout"])]
+    assert monitor.probes_overrun == 1
+    await asyncio.sleep(0.5)
+    assert not probing.done()  # the slot is held while the thread is out
+    release.set()
+    await probing
+    assert tracked.health.reasons == ("timeout",)  # the late answer does not overwrite the verdict
     await alerts.close()

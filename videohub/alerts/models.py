@@ -58,3 +58,30 @@ class ResolveRequest(BaseModel):
 class AlertPage(BaseModel):
     items: list[Alert]
     total: int = Field(description="Matching alerts returned (newest first, up to limit).")
+
+
+class ParkedEvent(BaseModel):
+    """An alert event a webhook kept refusing, parked in that webhook's dead-letter stream."""
+
+    id: str = Field(description="Entry id in the dead-letter stream (changes when a re-send fails).")
+    hook: str = Field(description="Name of the webhook.")
+    delivery: str = Field(description="X-Videohub-Delivery of the event: what receivers de-duplicate on.")
+    event: EventType
+    alert: Alert
+    attempts: int = Field(description="Delivery attempts so far, re-sends included.")
+    last_error: str = Field(description="e.g. 'HTTP 500' or 'ConnectError'; never the webhook's URL.")
+    last_status: int | None = Field(None, description="HTTP status of the last answer, if there was one.")
+    parked_at: datetime
+
+
+class ParkedPage(BaseModel):
+    items: list[ParkedEvent] = Field(description="Newest first, up to limit.")
+    counts: dict[str, int] = Field(description="Parked events per webhook (all of them, not only listed).")
+
+
+class ResendResult(BaseModel):
+    resent: int = Field(description="Events the webhook accepted (2xx) and that left the dead-letter stream.")
+    failed: ParkedEvent | None = Field(
+        None, description="The event the webhook refused again (still parked); a re-send-all stops there."
+    )
+    remaining: int = Field(description="Events still parked for this webhook.")

@@ -14,21 +14,25 @@ import httpx
 import redis.asyncio as aioredis
 
 from videohub.aio import checkpoint
+from videohub.alerts.deadletter import DeadLetters
 from videohub.alerts.live import LiveAlerts
-from videohub.alerts.models import Alert
+from videohub.alerts.models import Alert, ParkedEvent, ResendResult
 from videohub.alerts.store import AlertStore, Clock, text
 from videohub.alerts.webhooks import WebhookDelivery, ensure_group
+from videohub.errors import NotFound
 from videohub.settings.health import AlertSettings
 from videohub.store import OUTAGE
 
 log = logging.getLogger(__name__)
 
 HEALTH_KINDS = ("offline", "degraded", "flapping")
+RESEND_BATCH = 200
+"""Parked events one re-send-all request sends at most (the page repeats it while some remain)."""
 
 
 class AlertService:
     """Owns alert lifecycle and delivery: the Redis records (``store``), the live UI fan-out (``live``)
-    and one ``WebhookDelivery`` per configured webhook.
+    one ``WebhookDelivery`` per configured webhook, and the webhooks' parked events (``dead``).
 
     Sits after the health monitor (which calls ``reconcile`` when a camera's wanted alerts change) and
     before the API (``store`` for listing, ``acknowledge``/``resolve``) and /ws (``live.subscribe``).
@@ -54,10 +58,14 @@ class AlertService:
         # A stable consumer name per host: after a restart the same consumer finds its pending events.
         self.consumer = consumer or os.environ.get("VIDEOHUB_WORKER_ID") or socket.gethostname()
         self._client = httpx.AsyncClient()
+        self.dead = DeadLetters(redis, prefix=prefix, maxlen=self.settings.webhook_dead_maxlen)
         self.deliveries = [
-            WebhookDelivery(redis, self.store.stream, hook, self.settings, self.consumer, self._client)
+            WebhookDelivery(
+                redis, self.store.stream, hook, self.settings, self.consumer, self._client, self.dead
+            )
             for hook in self.settings.webhooks
         ]
+        self._resending = {d.hook.name: asyncio.Lock() for d in self.deliveries}
         self._groups_ready = False
         self._group_lock = asyncio.Lock()
 
@@ -97,6 +105,58 @@ class AlertService:
     async def resolve(self, alert_id: str, user: str, note: str | None = None) -> Alert:
         await self.setup()
         return await self.store.resolve(alert_id, user, note)
+
+    # -- parked webhook events -------------------------------------------------------------
+
+    def delivery(self, hook: str) -> WebhookDelivery:
+        for delivery in self.deliveries:
+            if delivery.hook.name == hook:
+                return delivery
+        raise NotFound(f"webhook {hook!r} not found")
+
+    async def parked(self, hook: str, entry_id: str) -> ParkedEvent:
+        self.delivery(hook)
+        stored = await self.dead.get(hook, entry_id)
+        if stored is None:
+            raise NotFound(f"parked event {entry_id} of webhook {hook!r} not found")
+        return stored.public(hook)
+
+    async def resend(self, hook: str, entry_id: str) -> ResendResult:
+        """Send one parked event again now; it leaves the dead-letter stream once the webhook takes it."""
+        delivery = self.delivery(hook)
+        async with self._resending[hook]:  # two clicks on this worker send it once
+            stored = await self.dead.get(hook, entry_id)
+            if stored is None:
+                raise NotFound(f"parked event {entry_id} of webhook {hook!r} not found")
+            failure = await delivery.attempt(stored.delivery, stored.event, stored.body)
+            if failure is None:
+                await self.dead.remove(hook, entry_id)
+                return ResendResult(resent=1, remaining=await self.dead.count(hook))
+            again = await self.dead.refused_again(hook, stored, failure)
+            return ResendResult(resent=0, failed=again.public(hook), remaining=await self.dead.count(hook))
+
+    async def resend_all(self, hook: str) -> ResendResult:
+        """Send the hook's parked events again, oldest first, up to ``RESEND_BATCH``; stop at the first
+        refusal (the webhook is still broken: hammering it with the rest would not help)."""
+        delivery = self.delivery(hook)
+        resent = 0
+        async with self._resending[hook]:
+            for stored in await self.dead.oldest(hook, RESEND_BATCH):
+                checkpoint()
+                failure = await delivery.attempt(stored.delivery, stored.event, stored.body)
+                if failure is not None:
+                    again = await self.dead.refused_again(hook, stored, failure)
+                    return ResendResult(
+                        resent=resent, failed=again.public(hook), remaining=await self.dead.count(hook)
+                    )
+                await self.dead.remove(hook, stored.id)
+                resent += 1
+        return ResendResult(resent=resent, remaining=await self.dead.count(hook))
+
+    async def delete_parked(self, hook: str, entry_id: str) -> ParkedEvent:
+        parked = await self.parked(hook, entry_id)
+        await self.dead.remove(hook, entry_id)
+        return parked
 
     async def run(self) -> None:
         """Live fan-out, webhook deliveries and history trimming, until cancelled."""

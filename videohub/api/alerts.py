@@ -1,17 +1,27 @@
 """Alerts API: list (everyone sees them; a line admin only its line's), acknowledge and resolve
-(maintenance and admin)."""
+(maintenance and admin); the webhooks' parked events: list, re-send, delete (maintenance and admin)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from videohub.alerts.models import AckRequest, Alert, AlertPage, AlertState, ResolveRequest
+from videohub.alerts.deadletter import ENTRY_ID
+from videohub.alerts.models import (
+    AckRequest,
+    Alert,
+    AlertPage,
+    AlertState,
+    ParkedEvent,
+    ParkedPage,
+    ResendResult,
+    ResolveRequest,
+)
 from videohub.alerts.service import AlertService
 from videohub.api.deps import CurrentUser, ServicesDep
-from videohub.errors import NotFound, Unavailable
+from videohub.errors import InvalidField, NotFound, Unavailable
 from videohub.models import User
 from videohub.policy import can_see_line, check_role, visible_lines
 from videohub.services import Services
@@ -102,3 +112,91 @@ async def resolve_alert(
         after.model_dump(mode="json"),
     )
     return after
+
+
+# -- parked webhook events (dead letters) ---------------------------------------------------------
+
+HookName = Annotated[str, Path(max_length=32, description="Name of a configured webhook.")]
+EntryId = Annotated[str, Path(max_length=41, description="Id of the parked event (a stream entry id).")]
+
+
+def _entry_id(entry_id: str) -> str:
+    if not ENTRY_ID.match(entry_id):
+        raise InvalidField(("path", "entry_id"), "must be a stream entry id such as 1764150000000-0")
+    return entry_id
+
+
+def _summary(parked: ParkedEvent) -> dict[str, object]:
+    """What the audit log keeps of a parked event (the alert by id: its record is in the alert store)."""
+    return {
+        "hook": parked.hook,
+        "delivery": parked.delivery,
+        "event": parked.event,
+        "alert": parked.alert.id,
+        "camera": parked.alert.camera,
+        "attempts": parked.attempts,
+        "last_error": parked.last_error,
+    }
+
+
+@router.get("/api/alerts/dead", response_model=ParkedPage)
+async def list_parked(
+    user: CurrentUser,
+    svc: ServicesDep,
+    hook: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ParkedPage:
+    """Events webhooks kept refusing, newest first, with the count per webhook."""
+    alerts = service_of(svc)
+    check_role(user, *ACTORS)
+    hooks = (
+        [alerts.delivery(hook).hook.name] if hook is not None else [d.hook.name for d in alerts.deliveries]
+    )
+    items: list[ParkedEvent] = []
+    for name in hooks:
+        items.extend(await alerts.dead.list(name, limit))
+    items.sort(key=lambda p: p.parked_at, reverse=True)
+    return ParkedPage(items=items[:limit], counts=await alerts.dead.counts(hooks))
+
+
+@router.post("/api/alerts/dead/{hook}/resend-all", response_model=ResendResult)
+async def resend_all_parked(hook: HookName, user: CurrentUser, svc: ServicesDep) -> ResendResult:
+    """Send the webhook's parked events again, oldest first, until it refuses one (at most 200 a call)."""
+    alerts = service_of(svc)
+    check_role(user, *ACTORS)
+    before = await alerts.dead.count(alerts.delivery(hook).hook.name)
+    result = await alerts.resend_all(hook)
+    await svc.audit.record(
+        user.username,
+        "webhook.resend_all",
+        hook,
+        {"parked": before},
+        {"resent": result.resent, "remaining": result.remaining, "failed": result.failed is not None},
+    )
+    return result
+
+
+@router.post("/api/alerts/dead/{hook}/{entry_id}/resend", response_model=ResendResult)
+async def resend_parked(
+    hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep
+) -> ResendResult:
+    """Send one parked event again now. ``resent`` 1: the webhook took it; else ``failed`` is the event,
+    still parked, with the new error."""
+    alerts = service_of(svc)
+    check_role(user, *ACTORS)
+    before = await alerts.parked(hook, _entry_id(entry_id))
+    result = await alerts.resend(hook, entry_id)
+    after = {"resent": result.resent} | ({"last_error": result.failed.last_error} if result.failed else {})
+    await svc.audit.record(user.username, "webhook.resend", f"{hook}/{entry_id}", _summary(before), after)
+    return result
+
+
+@router.delete("/api/alerts/dead/{hook}/{entry_id}", status_code=204)
+async def delete_parked(hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep) -> None:
+    """Drop one parked event (it is never sent again)."""
+    alerts = service_of(svc)
+    check_role(user, *ACTORS)
+    removed = await alerts.delete_parked(hook, _entry_id(entry_id))
+    await svc.audit.record(
+        user.username, "webhook.delete_parked", f"{hook}/{entry_id}", _summary(removed), None
+    )

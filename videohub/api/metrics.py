@@ -36,11 +36,13 @@ class _Snapshot:
         alerts: AlertService | None,
         active: list[Alert] | None,
         redis: tuple[bool, int],
+        parked: dict[str, int],
     ) -> None:
         self.monitor = monitor
         self.alerts = alerts
         self.active = active
         self.redis_up, self.redis_restarts = redis
+        self.parked = parked
 
     def collect(self) -> Iterator[Metric]:
         labels = ["camera", "line"]
@@ -98,7 +100,11 @@ class _Snapshot:
         if self.monitor is not None:
             probes = CounterMetricFamily("videohub_probes", "On-demand camera probes done")
             probes.add_metric([], float(self.monitor.probes_done))
-            yield probes
+            overrun = CounterMetricFamily(
+                "videohub_probes_overrun", "Probes still running well past their deadline (wedged threads)"
+            )
+            overrun.add_metric([], float(self.monitor.probes_overrun))
+            yield from (probes, overrun)
         if self.alerts is not None:
             delivered = CounterMetricFamily(
                 "videohub_webhook_delivered", "Events delivered", labels=["webhook"]
@@ -109,7 +115,12 @@ class _Snapshot:
                 delivered.add_metric([d.hook.name], float(d.stats.delivered))
                 failures.add_metric([d.hook.name], float(d.stats.failures))
                 retrying.add_metric([d.hook.name], 1.0 if d.stats.retrying else 0.0)
-            yield from (delivered, failures, retrying)
+            parked = GaugeMetricFamily(
+                "videohub_webhook_parked", "Events parked in the dead-letter stream", labels=["webhook"]
+            )
+            for hook, count in sorted(self.parked.items()):
+                parked.add_metric([hook], float(count))
+            yield from (delivered, failures, retrying, parked)
             live_drops = CounterMetricFamily(
                 "videohub_live_event_drops", "Live UI events dropped (slow clients)"
             )
@@ -122,10 +133,12 @@ async def metrics(svc: ServicesDep) -> Response:
     monitor = svc.health if isinstance(svc.health, HealthMonitor) else None
     alerts = svc.alerts if isinstance(svc.alerts, AlertService) else None
     active: list[Alert] | None = []
+    parked: dict[str, int] = {}
     up = True
     if alerts is not None:
         try:
             active = await alerts.store.active()
+            parked = await alerts.dead.counts(d.hook.name for d in alerts.deliveries)
         except OUTAGE:  # a scrape during an outage still shows the process, the feeds and the store
             active, up = None, False
     else:
@@ -134,5 +147,5 @@ async def metrics(svc: ServicesDep) -> Response:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
-    registry.register(_Snapshot(monitor, alerts, active, (up, svc.store.restarts)))
+    registry.register(_Snapshot(monitor, alerts, active, (up, svc.store.restarts), parked))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -40,7 +40,7 @@ from videohub.alerts.store import entry_field
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.keyframe import decode_keyframe
-from videohub.health.probe import ProbeResult, probe
+from videohub.health.probe import SILENCE_SECONDS, ProbeResult, probe
 from videohub.health.state import AlertKind, Observed, StreamHealth, Transition
 from videohub.models import Camera
 from videohub.registry import CameraRegistry
@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 
 Prober = Callable[[Camera, str], Awaitable[ProbeResult]]
 """Probe one camera given its connect URL (with credentials); injectable for benchmarks."""
+
+PROBE_GRACE_SECONDS = SILENCE_SECONDS + 3.0
+"""A probe ends by its deadline plus one read (``SILENCE_SECONDS``) and its close. One still running
+this long after its deadline is wedged (a bug below PyAV): the camera gets a ``timeout`` verdict."""
 
 
 class HubView(Protocol):
@@ -125,6 +129,7 @@ class HealthMonitor:
         self._decode_slots = asyncio.Semaphore(2)
         self._redis_slots = asyncio.Semaphore(16)
         self.probes_done = 0
+        self.probes_overrun = 0
         self._probe_pool: ThreadPoolExecutor | None = None
         # One per kind of Redis work: an outage is a few lines each, not one per camera and tick.
         self._registry_outage = OutageLog(log, "health: registry change feed")
@@ -365,8 +370,29 @@ class HealthMonitor:
         url = with_credentials(
             spec.url, creds.username if creds else None, creds.password.get_secret_value() if creds else None
         )
-        result = await self.prober(camera, url)
-        self.probes_done += 1
+        running = asyncio.ensure_future(self.prober(camera, url))
+        try:
+            result = await self._within_deadline(camera, running)
+            self.probes_done += 1
+            await self._apply_probe(t, result)
+            if not running.done():
+                # The verdict is given; this probe's slot stays taken until its thread is really
+                # back, so the pool never runs more probes than probe_concurrency threads.
+                await asyncio.wait({running})
+        except asyncio.CancelledError:
+            running.cancel()
+            raise
+
+    async def _within_deadline(self, camera: Camera, running: asyncio.Future[ProbeResult]) -> ProbeResult:
+        limit = self.settings.probe_timeout_seconds + PROBE_GRACE_SECONDS
+        done, _ = await asyncio.wait({running}, timeout=limit)
+        if done:
+            return running.result()
+        self.probes_overrun += 1
+        log.error("camera %s: probe still running after %.0f s; its thread is held", camera.id, limit)
+        return ProbeResult(None, "timeout", limit)
+
+    async def _apply_probe(self, t: Tracked, result: ProbeResult) -> None:
         t.probe = {
             "at": self.clock(),
             "ok": result.ok,
@@ -454,7 +480,7 @@ class HealthMonitor:
             await self._run_tasks(s)
         finally:
             if self._probe_pool is not None:
-                # Probes still running finish on their own (bounded by probe_timeout_seconds).
+                # Probes still running finish on their own, by probe_timeout_seconds + SILENCE_SECONDS.
                 self._probe_pool.shutdown(wait=False, cancel_futures=True)
                 self._probe_pool = None
 

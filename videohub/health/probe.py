@@ -43,39 +43,72 @@ def _reason(exc: BaseException, timed_out: bool) -> str:
     return classify(exc, timed_out=timed_out).reason.value
 
 
+SILENCE_SECONDS = 2.0
+"""Longest wait for the next packet of any stream while a probe waits for its keyframe. It is also
+all a probe may overrun its deadline by: a read under way when the deadline passes ends within it."""
+
+
 def probe(url: str, *, transport: Transport = "tcp", timeout: float = 10.0, width: int = 160) -> ProbeResult:
-    """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises."""
+    """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises.
+
+    ``timeout`` is one deadline for the whole probe: connect, RTSP handshake and the wait for a
+    keyframe. The thread is back by ``timeout + SILENCE_SECONDS`` whatever the camera does, even
+    when packets keep arriving (audio only, or video without a keyframe).
+    """
     started = time.monotonic()
     deadline = started + timeout
-    # A camera that does not answer the RTSP handshake within 5 s is not going to; the rest of
-    # the time is left for the keyframe (cameras use GOPs of up to 10 s).
-    open_timeout = min(timeout, 5.0)
+    # av.open runs two steps, each bounded by PyAV's open timeout: the RTSP handshake, then the
+    # stream analysis. Half the deadline each, and at most 5 s: a camera that does not answer the
+    # handshake within 5 s is not going to; the rest of the time is left for the keyframe (cameras
+    # use GOPs of up to 10 s).
+    open_timeout = min(timeout / 2, 5.0)
+    # Then PyAV's read timeout (its interrupt callback) bounds each read by SILENCE_SECONDS, and the
+    # loop below checks the deadline at every packet. FFmpeg's socket timeout alone would let a read
+    # that began just before the deadline run 5 s past it. The callback takes the GIL at each socket
+    # poll, which costs the ingest a lot over hours; for a probe's second it did not show (measured:
+    # 1,000 probes 128 at a time, CPU per probe within run-to-run noise with and without it).
+    read_timeout = min(SILENCE_SECONDS, open_timeout)
     # The ingest's tuned options: a 0.1 s / 32 KB stream analysis (stream info comes from the SDP
-    # and the keyframe itself) and FFmpeg's RTSP socket timeout bounding every read. Note that
-    # analyzeduration=0 is not "no analysis" but FFmpeg's 5 s default: with it av.open took
+    # and the keyframe itself) and FFmpeg's RTSP socket timeout bounding every handshake step. Note
+    # that analyzeduration=0 is not "no analysis" but FFmpeg's 5 s default: with it av.open took
     # 1.35 s per probe (measured, 360p at 400 kbit/s), against ~0.2 s with these options.
-    # The socket timeout, not PyAV's read timeout, bounds reads: PyAV's interrupt callback takes
-    # the GIL on every socket poll (the ingest measured ~30 % CPU for it).
     limits = SourceOptions(
         transport=transport, open_timeout=open_timeout, read_timeout=open_timeout, stall_timeout=open_timeout
     )
     options = open_options(url, limits)
-    rtsp = url.startswith(("rtsp://", "rtsps://"))
     try:
-        container = av.open(url, options=options, timeout=(open_timeout, None if rtsp else open_timeout))
+        container = av.open(url, options=options, timeout=(open_timeout, read_timeout))
     except Exception as exc:  # every failure is a probe result, never a crash
         elapsed = time.monotonic() - started
         return ProbeResult(None, _reason(exc, elapsed >= 0.9 * open_timeout), elapsed)
+    others = videos = 0
+
+    def failed(reason: str) -> ProbeResult:
+        # A camera that answers and streams, but sends no video at all, has a dead video channel
+        # (its encoder, or a mis-set stream): not a network matter, so it is named apart.
+        if reason == "timeout" and others and not videos:
+            reason = "no_video"
+        return ProbeResult(None, reason, time.monotonic() - started)
+
     try:
         if not container.streams.video:
             return ProbeResult(None, "no_video", time.monotonic() - started)
         stream = container.streams.video[0]
         ctx = stream.codec_context
         ctx.skip_frame = "NONKEY"
-        for packet in container.demux(stream):
+        # Every stream's packets, not only the video's: PyAV drops the packets of unselected streams
+        # inside its own read loop, so a camera that sends audio but no video never came back here
+        # and held the probe's thread for ever.
+        for packet in container.demux():
             if time.monotonic() > deadline:
-                return ProbeResult(None, "timeout", time.monotonic() - started)
-            if packet.size == 0 or not packet.is_keyframe:
+                return failed("timeout")
+            if packet.size == 0:  # the flush packets at the end of the stream
+                continue
+            if packet.stream_index != stream.index:
+                others += 1
+                continue
+            videos += 1
+            if not packet.is_keyframe:
                 continue
             for frame in ctx.decode(packet):
                 h = max(2, round(frame.height * width / frame.width)) if frame.width > width else frame.height
@@ -88,9 +121,9 @@ def probe(url: str, *, transport: Transport = "tcp", timeout: float = 10.0, widt
                     frame.width,
                     frame.height,
                 )
-        return ProbeResult(None, "timeout", time.monotonic() - started)
+        return failed("timeout")
     except Exception as exc:
-        return ProbeResult(None, _reason(exc, time.monotonic() > deadline), time.monotonic() - started)
+        return failed(_reason(exc, time.monotonic() > deadline))
     finally:
         container.close()
 

@@ -213,7 +213,30 @@ class AlertSettings(_Section):
         0.5, ge=0.05, le=60, description="First retry delay after a failed webhook delivery."
     )
     webhook_backoff_max_seconds: float = Field(
-        30.0, ge=0.1, le=3600, description="Retry delays double up to this cap (retries never give up)."
+        30.0, ge=0.1, le=3600, description="Retry delays double up to this cap."
+    )
+    webhook_max_attempts: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Attempts per event before it is parked in the webhook's dead-letter stream.",
+    )
+    webhook_give_up_after_seconds: float = Field(
+        600.0,
+        ge=1,
+        le=7 * 86400,
+        description="An event undelivered this long after it was raised is parked (after one attempt).",
+    )
+    webhook_park_statuses: list[int] = Field(
+        default_factory=lambda: [400, 401, 403, 404, 410, 422],
+        max_length=100,
+        description="HTTP answers a retry cannot change: the event is parked after the first one.",
+    )
+    webhook_dead_maxlen: int = Field(
+        10_000,
+        ge=100,
+        le=1_000_000,
+        description="Parked events kept per webhook (about); the oldest go first.",
     )
     webhook_claim_idle_seconds: float = Field(
         60.0,
@@ -227,6 +250,13 @@ class AlertSettings(_Section):
         le=100_000,
         description="Events buffered per live UI subscriber before the oldest is dropped.",
     )
+
+    @field_validator("webhook_park_statuses")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        if any(not 400 <= code <= 599 for code in value):
+            raise ValueError("must be HTTP error statuses (400-599)")
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _unique(self) -> AlertSettings:
