@@ -116,6 +116,7 @@ def build_app(
             svc = Services.create(settings, active)
             app.state.services = svc
             await ensure_admin(svc)
+            await svc.registry.migrate()  # records of older versions, before ingest reads them
             for startup in startups if startups is not None else default_startups():
                 await startup(svc, stack)
             log.info("videohub ready")

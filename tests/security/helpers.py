@@ -40,7 +40,9 @@ def store_client(svc: VideohubService) -> redis.Redis:
     return client
 
 
-def ingest_stream(svc: VideohubService, camera_id: str, stream: str = "main", token: str | None = None) -> Any:
+def ingest_stream(
+    svc: VideohubService, camera_id: str, stream: str = "main", token: str | None = None
+) -> Any:
     data = svc.call("GET", f"/api/cameras/{camera_id}/ingest", token=token)
     return next((s for s in data["streams"] if s["stream"] == stream), None)
 
@@ -48,7 +50,7 @@ def ingest_stream(svc: VideohubService, camera_id: str, stream: str = "main", to
 def write_camera_record(client: redis.Redis, camera_id: str, line: str, url: str) -> None:
     """Put a camera straight into the store, past the API (as a bug or an old version might)."""
     now = datetime.now(UTC).isoformat()
-    record = {
+    record: dict[str, Any] = {
         "id": camera_id,
         "name": camera_id,
         "line": line,

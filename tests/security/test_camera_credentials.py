@@ -80,7 +80,9 @@ def test_the_sub_stream_gets_no_credentials_given_for_another_host(
             credentials=creds,
         )
         assert evil.wait_for(lambda s: s.connections >= 1, 10)
-        assert wait_for(lambda: (ingest_stream(svc, "ga-split-1", "sub") or {}).get("reason") == "auth_failed", 10)
+        assert wait_for(
+            lambda: (ingest_stream(svc, "ga-split-1", "sub") or {}).get("reason") == "auth_failed", 10
+        )
         evil.wait_for(lambda s: s.connections >= 2, 3)
         assert not leaked(evil.received, camsim.auth_user, camsim.auth_password), evil.received[:400]
         assert wait_for(streaming(svc, "ga-split-1", "main"), 15)
@@ -107,7 +109,11 @@ def test_credentials_in_url_paths_and_queries_are_put_back_only_at_open_time(
         "POST",
         "/api/cameras",
         token=owner,
-        json={"name": "硬盘录像机一号", "line": "public_security", "streams": {"main": {"url": f"{camsim.rtsp}/{mount}"}}},
+        json={
+            "name": "硬盘录像机一号",
+            "line": "public_security",
+            "streams": {"main": {"url": f"{camsim.rtsp}/{mount}"}},
+        },
         expect=201,
     )
     query_url = camsim.rtsp_url("cb", f"password={secret}&cam={channel}")
@@ -119,20 +125,31 @@ def test_credentials_in_url_paths_and_queries_are_put_back_only_at_open_time(
         expect=201,
     )
     ids = [path_cam["id"], query_cam["id"]]
-    assert path_cam["streams"]["main"]["url"].endswith("/user=***&password=***&channel=%d&stream=0.sdp" % channel)
+    assert path_cam["streams"]["main"]["url"].endswith(
+        f"/user=***&password=***&channel={channel}&stream=0.sdp"
+    )
     assert query_cam["streams"]["main"]["url"].endswith(f"/cb?password=***&cam={channel}")
     for camera_id in ids:  # the camera sees the URL as it was written, secret included
         assert wait_for(streaming(svc, camera_id), 15), ingest_stream(svc, camera_id)
 
     # An edit that sends back the redacted URL keeps the secret (same host); so does a rename.
-    svc.call("PATCH", f"/api/cameras/{ids[0]}", token=owner, json={"streams": {"main": {"url": path_cam["streams"]["main"]["url"]}}})
+    svc.call(
+        "PATCH",
+        f"/api/cameras/{ids[0]}",
+        token=owner,
+        json={"streams": {"main": {"url": path_cam["streams"]["main"]["url"]}}},
+    )
     svc.call("PATCH", f"/api/cameras/{ids[1]}", token=owner, json={"name": "硬盘录像机二号（东）"})
     for camera_id in ids:
         assert wait_for(streaming(svc, camera_id), 15), ingest_stream(svc, camera_id)
 
     views = ["/api/cameras", "/api/lines"]
     for camera_id in ids:
-        views += [f"/api/cameras/{camera_id}", f"/api/cameras/{camera_id}/ingest", f"/api/cameras/{camera_id}/health"]
+        views += [
+            f"/api/cameras/{camera_id}",
+            f"/api/cameras/{camera_id}/ingest",
+            f"/api/cameras/{camera_id}/health",
+        ]
     for token in (None, owner, other, operator, maint):
         for path in views:
             response = svc.request("GET", path, token=token)
@@ -172,4 +189,7 @@ def test_audit_of_credential_changes_holds_no_secret(videohub_service_factory: S
     text = str(audit)
     for secret in secrets_given:
         assert secret not in text
-    assert svc.call("GET", "/api/cameras/ga-audit-1")["streams"]["main"]["url"] == "rtsp://127.0.0.1:9/live?token=***"
+    assert (
+        svc.call("GET", "/api/cameras/ga-audit-1")["streams"]["main"]["url"]
+        == "rtsp://127.0.0.1:9/live?token=***"
+    )

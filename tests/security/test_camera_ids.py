@@ -12,7 +12,13 @@ ServiceFactory = Callable[..., VideohubService]
 
 
 def camera(camera_id: str, line: str = "public_security") -> dict[str, Any]:
-    return {"id": camera_id, "name": camera_id, "line": line, "streams": {"main": {"url": "rtsp://127.0.0.1:9/x"}}, "mode": "on_demand"}
+    return {
+        "id": camera_id,
+        "name": camera_id,
+        "line": line,
+        "streams": {"main": {"url": "rtsp://127.0.0.1:9/x"}},
+        "mode": "on_demand",
+    }
 
 
 def answer(svc: VideohubService, token: str, camera_id: str) -> tuple[int, str]:
@@ -52,6 +58,10 @@ def test_an_id_clash_never_reveals_another_lines_camera(videohub_service_factory
     assert import_answer(svc, token, "ga-gate-1")[0] == 409
     # Generated ids carry the line's prefix.
     generated = svc.call(
-        "POST", "/api/cameras", token=token, json={k: v for k, v in camera("x").items() if k != "id"}, expect=201
+        "POST",
+        "/api/cameras",
+        token=token,
+        json={k: v for k, v in camera("x").items() if k != "id"},
+        expect=201,
     )
     assert generated["id"].startswith("ga-")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from ingest import Source, SourceOptions, State
 from tests.security.doubles import RecordingServer
 
 
-async def wait_until(check: object, within: float) -> None:
+async def until(check: Callable[[], bool], within: float, what: str) -> None:
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not check():  # type: ignore[operator]
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
         await asyncio.sleep(0.05)
 
 
@@ -30,7 +33,7 @@ async def test_a_url_with_control_characters_is_never_opened() -> None:
         for source in sources:
             source.start()
         try:
-            await wait_until(lambda: all(s.stats.failures >= 2 for s in sources), 10)
+            await until(lambda: all(s.stats.failures >= 2 for s in sources), 10, "two failed rounds each")
             assert target.connections == 0, target.received[:200]
             for source in sources:
                 assert source.state is State.BACKING_OFF
@@ -53,7 +56,7 @@ async def test_a_url_outside_the_allowed_networks_is_never_opened() -> None:
         )
         source.start()
         try:
-            await wait_until(lambda: source.stats.failures >= 2, 10)
+            await until(lambda: source.stats.failures >= 2, 10, "two failed rounds")
             assert target.connections == 0
             assert source.stats.reason == "blocked"
         finally:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ingest.errors import classify
-from ingest.source import SourceOptions, Transport, open_options
+from ingest.errors import Reason, classify
+from ingest.netpolicy import NetworkPolicy
+from ingest.source import Login, SourceOptions, Transport, open_options, target_url
+from ingest.url import UrlError
 from videohub.health.metrics import Frame
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,26 @@ def _reason(exc: BaseException, timed_out: bool) -> str:
     return classify(exc, timed_out=timed_out).reason.value
 
 
-def probe(url: str, *, transport: Transport = "tcp", timeout: float = 10.0, width: int = 160) -> ProbeResult:
-    """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises."""
+def probe(
+    url: str,
+    *,
+    transport: Transport = "tcp",
+    timeout: float = 10.0,
+    width: int = 160,
+    login: Login | None = None,
+    policy: NetworkPolicy | None = None,
+    allow_files: bool = True,
+) -> ProbeResult:
+    """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises.
+
+    The URL goes through ingest's check before anything is opened (``ingest.source.target_url``):
+    one that fails is the probe result ``blocked``, without a connection.
+    """
     started = time.monotonic()
+    try:
+        url = target_url(url, login, policy, allow_files=allow_files)
+    except UrlError:
+        return ProbeResult(None, Reason.BLOCKED.value, time.monotonic() - started)
     deadline = started + timeout
     # A camera that does not answer the RTSP handshake within 5 s is not going to; the rest of
     # the time is left for the keyframe (cameras use GOPs of up to 10 s).
@@ -96,6 +115,14 @@ def probe(url: str, *, transport: Transport = "tcp", timeout: float = 10.0, widt
 
 
 async def probe_async(
-    url: str, *, transport: Transport = "tcp", give_up_after: float = 10.0, width: int = 160
+    url: str,
+    *,
+    transport: Transport = "tcp",
+    give_up_after: float = 10.0,
+    width: int = 160,
+    login: Login | None = None,
+    policy: NetworkPolicy | None = None,
 ) -> ProbeResult:
-    return await asyncio.to_thread(probe, url, transport=transport, timeout=give_up_after, width=width)
+    return await asyncio.to_thread(
+        probe, url, transport=transport, timeout=give_up_after, width=width, login=login, policy=policy
+    )
