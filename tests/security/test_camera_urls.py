@@ -193,3 +193,8 @@ def test_a_line_admin_sees_why_a_camera_fails_but_not_the_ffmpeg_detail(
     assert owner_view["ingest"]["last_error_reason"] == "refused"
     assert owner_view["ingest"]["last_error"] is None, owner_view
     assert owner_view["url"] == "rtsp://127.0.0.1:9/live"
+    # The health views say the same: the reason for everyone, the text for admin and maintenance.
+    assert wait_for(lambda: bool(svc.call("GET", f"/api/cameras/{camera_id}/health")["last_error"]), 10)
+    owner_health = svc.call("GET", f"/api/cameras/{camera_id}/health", token=token)
+    assert owner_health["last_error"] is None and owner_health["reasons"] == ["refused"], owner_health
+    assert [r["last_error"] for r in svc.call("GET", "/api/health/cameras", token=token)] == [None]
