@@ -157,6 +157,8 @@ def open_options(url: str, options: SourceOptions) -> dict[str, str]:
         # a camera sends when a session starts, so the first picture waited a whole GOP (measured:
         # 4.2 s with a 4 s GOP, against 0.43 s without it).
         opts["protocol_whitelist"] = "rtsp,rtsps,rtp,udp,tcp,tls"
+    elif scheme == "rtmp":
+        opts["protocol_whitelist"] = "rtmp,tcp"
     elif scheme in ("http", "https"):
         opts["rw_timeout"] = str(int(options.open_timeout * 1_000_000))
         # A redirect would take the connection past the network policy: FFmpeg's http protocol

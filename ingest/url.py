@@ -25,11 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
-"""Network schemes a camera may use. No rtmp: nothing here pulls from a camera over it, and each
-protocol FFmpeg speaks for us is one more place where a URL turns into requests."""
+SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
+"""Network schemes a camera may use (FFmpeg's other protocols, such as rtmpt's HTTP tunnel, stay out:
+each one more is a place where a URL turns into requests; ``ingest.source.open_options`` also
+whitelists the protocols each scheme may use underneath)."""
 TEST_SCHEMES = frozenset({"file"})
-DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
 CREDENTIAL_PARAMS = frozenset(
     {"user", "username", "password", "pwd", "passwd", "pass", "auth", "token", "key"}
 )

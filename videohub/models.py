@@ -79,7 +79,7 @@ class StreamSpec(Strict):
     url: str = Field(
         min_length=3,
         max_length=2048,
-        description="Stream URL (rtsp, rtsps, http, https). Userinfo and credential parameters "
+        description="Stream URL (rtsp, rtsps, rtmp, http, https). Userinfo and credential parameters "
         "(user=, password= … in the path or query) are split off on save and shown as ***; send *** "
         "back to keep a stored value.",
     )
@@ -201,6 +201,16 @@ class Camera(CameraFields):
     has_credentials: bool = Field(False, description="The main stream has stored credentials.")
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("streams", mode="before")
+    @classmethod
+    def _from_request_shape(cls, value: object) -> object:
+        # A request's Streams (code and tests build cameras from them) holds no stored secrets.
+        if isinstance(value, Streams):
+            if any(s is not None and s.credentials is not None for s in (value.main, value.sub)):
+                raise ValueError("a stored camera's streams carry no credentials")
+            return value.model_dump(exclude={"main": {"credentials"}, "sub": {"credentials"}})
+        return value
 
     @model_validator(mode="after")
     def _legacy_flags(self) -> Camera:
