@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
@@ -181,6 +182,21 @@ def _flag(streams: CameraStreams, stored: Mapping[str, StreamSecrets]) -> Camera
         main=streams.main.model_copy(update={"has_credentials": main_user}),
         sub=sub.model_copy(update={"has_credentials": sub_user}) if sub is not None else None,
     )
+
+
+# What a URL may hold besides percent-escapes (RFC 3986), for re-encoding URLs of older versions.
+_URL_SAFE = "-._~:/?[]@!$&()*+,;=%"
+
+
+def _legacy_url(text: str) -> tuple[str, CameraUrl] | None:
+    """A URL stored by an older version, as it reads now: itself, or percent-encoded when it held
+    spaces or non-ASCII characters. None when it cannot be used (control characters stay refused)."""
+    for candidate in (text, quote(text, safe=_URL_SAFE)):
+        try:
+            return candidate, parse_url(candidate)
+        except UrlError:
+            continue
+    return None
 
 
 def _blocked(exc: BlockedUrl) -> str:
@@ -655,56 +671,65 @@ class CameraRegistry:
         """Rewrite records of older versions; returns how many. Idempotent, run at startup.
 
         Secrets found in stored URLs (userinfo, credential parameters: older versions kept them
-        there) move to ``vh:cred``; camera-wide credentials become the main stream's; index entries
-        gain ``has_sub``.
+        there) move to ``vh:cred``; camera-wide credentials become the main stream's; spaces and
+        non-ASCII characters that older versions let into a URL are percent-encoded (a control
+        character is not: such a record stays ignored); index entries gain ``has_sub``.
         """
         migrated = 0
         for camera_id, entry in (await self._redis.hgetall(INDEX)).items():
-            if entry == "[]":
-                continue
-            raw = await self._redis.get(key("cam", camera_id))
-            if not raw:
-                continue
-            found: dict[str, CameraUrl] = {}
-            try:
-                for name, spec in (json.loads(raw).get("streams") or {}).items():
-                    if name in STREAMS and spec:
-                        url = parse_url(spec["url"])
-                        if url.has_secrets:
-                            found[name] = url
-            except (ValueError, TypeError, KeyError):
-                continue  # invalid: ignored by every read, reported there
-            data = await self._redis.hgetall(key("cred", camera_id))
-            legacy = "username" in data and "main" not in data
-            if not found and not legacy and len(json.loads(entry)) >= 6:
-                continue
-            camera = self._decode(camera_id, raw)
-            if camera is None:
-                continue
-            stored = self._decode_secrets(camera, data)
-            for name, url in found.items():
-                prev = stored.get(name)
-                keep = prev is not None and prev.endpoint == url.endpoint
-                username = (
-                    url.username if url.username is not None else (prev.username if keep and prev else None)
-                )
-                password = (
-                    url.password or ""
-                    if url.username is not None
-                    else (prev.password if keep and prev else "")
-                )
-                params = tuple((p.name.lower(), p.value) for p in url.params if p.value is not None)
-                if url.endpoint is not None:
-                    stored[name] = StreamSecrets(url.endpoint, username, password, params)
-            streams = _flag(camera.streams, stored)
-            camera = camera.model_copy(
-                update={"streams": streams, "has_credentials": streams.main.has_credentials}
-            )
-            await self._save(camera, stored)
-            migrated += 1
+            if entry != "[]" and await self._migrate_one(camera_id, entry):
+                migrated += 1
         if migrated:
             log.info("registry: migrated %d camera records", migrated)
         return migrated
+
+    async def _migrate_one(self, camera_id: str, entry: str) -> bool:
+        raw = await self._redis.get(key("cam", camera_id))
+        if not raw:
+            return False
+        try:
+            record = json.loads(raw)
+            specs = {n: s for n, s in (record.get("streams") or {}).items() if n in STREAMS and s}
+            urls = {name: _legacy_url(spec["url"]) for name, spec in specs.items()}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return False  # not a camera record: ignored by every read, reported there
+        data = await self._redis.hgetall(key("cred", camera_id))
+        legacy_credentials = "username" in data and "main" not in data
+        encoded = [n for n, found in urls.items() if found is not None and found[0] != specs[n]["url"]]
+        with_secrets = {
+            n: found[1] for n, found in urls.items() if found is not None and found[1].has_secrets
+        }
+        if None in urls.values() or not (
+            encoded or with_secrets or legacy_credentials or len(json.loads(entry)) < 6
+        ):
+            return False
+        for name in encoded:
+            log.warning("camera %s: the stored %s URL is saved percent-encoded", camera_id, name)
+        for name, found in urls.items():
+            if found is not None:
+                specs[name]["url"] = found[0]
+        try:
+            camera = Camera.model_validate(record)  # the stored form: secrets redacted
+        except ValidationError:
+            return False
+        stored = self._decode_secrets(camera, data)
+        for name, url in with_secrets.items():
+            prev = stored.get(name)
+            keep = prev is not None and prev.endpoint == url.endpoint
+            username, password = (
+                (url.username, url.password or "") if url.username is not None else (None, "")
+            )
+            if url.username is None and keep and prev is not None:
+                username, password = prev.username, prev.password
+            params = tuple((p.name.lower(), p.value) for p in url.params if p.value is not None)
+            if url.endpoint is not None:
+                stored[name] = StreamSecrets(url.endpoint, username, password, params)
+        streams = _flag(camera.streams, stored)
+        camera = camera.model_copy(
+            update={"streams": streams, "has_credentials": streams.main.has_credentials}
+        )
+        await self._save(camera, stored)
+        return True
 
     # -- change feed -----------------------------------------------------------------------------
     async def changes(self) -> AsyncIterator[RegistryChange]:

@@ -204,6 +204,8 @@ async def test_records_of_older_versions_keep_working(api: Api) -> None:
     old = camera_body(id="old-1", streams={"main": {"url": MAIN}, "sub": {"url": SUB}})
     for camera_id, streams in (
         ("old-1", {"main": {"url": MAIN, "transport": "tcp"}, "sub": {"url": SUB, "transport": "tcp"}}),
+        ("old-3", {"main": {"url": "rtsp://192.0.2.61/摄像头 1", "transport": "tcp"}}),
+        ("old-4", {"main": {"url": "rtsp://192.0.2.62/x\r\nQUIT", "transport": "tcp"}}),
         (
             "old-2",
             {
@@ -243,8 +245,14 @@ async def test_records_of_older_versions_keep_working(api: Api) -> None:
     sub = await secrets_of(api, "old-1", "sub")
     assert sub is not None and sub.password == SECRET  # the old camera-wide password, same endpoint
 
-    assert await registry(api).migrate() == 2
+    assert await registry(api).migrate() == 3
     assert await registry(api).migrate() == 0  # idempotent
+    # Characters older versions let in are percent-encoded; a control character is never let out.
+    old3 = await registry(api).require("old-3")
+    assert old3.streams.main.url == "rtsp://192.0.2.61/%E6%91%84%E5%83%8F%E5%A4%B4%201"
+    assert await registry(api).get("old-4") is None
+    listed = (await api.client.get("/api/cameras", headers=api.auth("admin"))).json()
+    assert sorted(c["id"] for c in listed["items"]) == ["old-1", "old-2", "old-3"]
     assert set(await redis.hkeys("vh:cred:old-1")) == {"main"}
     main = await secrets_of(api, "old-1", "main")
     assert main is not None and (main.username, main.password) == ("admin", SECRET)
