@@ -13,7 +13,8 @@ Keys:
     vh:registry        pub/sub channel of {"op": "put"|"delete", "id": ...}
 
 Credentials belong to a host: an edit that changes a stream's scheme, host or port without giving
-credentials again clears them, and a sub stream uses the main stream's only on the same endpoint.
+credentials again clears them, and a sub stream uses the main stream's only on the same endpoint
+(the rules: ``videohub.stream_secrets``).
 Who may do what is decided by ``videohub.policy`` in the API layer; this module checks data: URLs
 (form and network policy), line prefixes of ids, and the quotas.
 """
@@ -26,17 +27,15 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
-from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
 from ingest.netpolicy import BlockedUrl, NetworkPolicy
-from ingest.source import Login
-from ingest.url import CameraUrl, Endpoint, UrlError, parse_url
+from ingest.url import CameraUrl, UrlError, parse_url
 from videohub.errors import Conflict, InvalidField, NotFound
 from videohub.models import (
     Camera,
@@ -51,20 +50,25 @@ from videohub.models import (
 )
 from videohub.settings.core import default_id_prefix
 from videohub.store import key
+from videohub.stream_secrets import (
+    STREAMS,
+    UNSET,
+    StreamSecrets,
+    Unset,
+    decode_secrets,
+    drop_shared,
+    effective_secrets,
+    flag_streams,
+    legacy_url,
+    secrets_for,
+    with_main_credentials,
+)
 
 log = logging.getLogger(__name__)
 
 INDEX = key("cams", "index")
 VERSION = key("cams", "version")
 CHANNEL = key("registry")
-STREAMS = ("main", "sub")
-
-
-class _Unset:
-    """A field the request left out (as opposed to an explicit null)."""
-
-
-UNSET = _Unset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,48 +97,6 @@ class RegistryLimits:
     always_on_streams: tuple[str, ...] = ("main",)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamSecrets:
-    """What one stream's URL needs at open time, bound to the endpoint it was given for."""
-
-    endpoint: Endpoint
-    username: str | None = None
-    password: str = field(default="", repr=False)
-    params: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    """(lower-case name, value) of each ``***`` credential parameter, in URL order."""
-
-    def param(self, name: str, index: int) -> str | None:
-        """The value of the ``index``-th parameter called ``name`` (None when there is none)."""
-        values = [value for n, value in self.params if n == name]
-        return values[index] if index < len(values) else None
-
-    def login(self) -> Login:
-        """As ingest takes them: bound to the endpoint, the parameter values in URL order."""
-        return Login(
-            self.username, self.password, params=tuple(v for _, v in self.params), endpoint=self.endpoint
-        )
-
-    def dumps(self) -> str:
-        return json.dumps(
-            {
-                "endpoint": str(self.endpoint),
-                "username": self.username,
-                "password": self.password,
-                "params": [list(p) for p in self.params],
-            }
-        )
-
-    @classmethod
-    def loads(cls, raw: str) -> StreamSecrets:
-        data = json.loads(raw)
-        return cls(
-            endpoint=Endpoint.parse(data["endpoint"]),
-            username=data.get("username"),
-            password=data.get("password") or "",
-            params=tuple((str(n), str(v)) for n, v in data.get("params", [])),
-        )
-
-
 class _Row(NamedTuple):
     id: str
     line: str
@@ -144,59 +106,6 @@ class _Row(NamedTuple):
     """Case-folded, for search."""
     mode: str
     has_sub: bool
-
-
-def _endpoint(url: str) -> Endpoint | None:
-    try:
-        return parse_url(url).endpoint
-    except UrlError:
-        return None
-
-
-def effective_secrets(
-    camera: Camera, stored: Mapping[str, StreamSecrets], stream: str
-) -> StreamSecrets | None:
-    """The secrets ``stream`` opens with: its own, or for a sub stream on the main stream's endpoint
-    without a user of its own, the main stream's user and password."""
-    own = stored.get(stream)
-    sub = camera.streams.sub
-    if stream == "sub" and sub is not None and (own is None or own.username is None):
-        main = stored.get("main")
-        if main is not None and main.username is not None and main.endpoint == _endpoint(sub.url):
-            return StreamSecrets(main.endpoint, main.username, main.password, own.params if own else ())
-    return own
-
-
-def _flag(streams: CameraStreams, stored: Mapping[str, StreamSecrets]) -> CameraStreams:
-    """``streams`` with ``has_credentials`` set from the secrets they will open with."""
-    main = stored.get("main")
-    main_user = main is not None and main.username is not None
-    sub = streams.sub
-    sub_user = False
-    if sub is not None:
-        own = stored.get("sub")
-        sub_user = (own is not None and own.username is not None) or (
-            main_user and main is not None and main.endpoint == _endpoint(sub.url)
-        )
-    return CameraStreams(
-        main=streams.main.model_copy(update={"has_credentials": main_user}),
-        sub=sub.model_copy(update={"has_credentials": sub_user}) if sub is not None else None,
-    )
-
-
-# What a URL may hold besides percent-escapes (RFC 3986), for re-encoding URLs of older versions.
-_URL_SAFE = "-._~:/?[]@!$&()*+,;=%"
-
-
-def _legacy_url(text: str) -> tuple[str, CameraUrl] | None:
-    """A URL stored by an older version, as it reads now: itself, or percent-encoded when it held
-    spaces or non-ASCII characters. None when it cannot be used (control characters stay refused)."""
-    for candidate in (text, quote(text, safe=_URL_SAFE)):
-        try:
-            return candidate, parse_url(candidate)
-        except UrlError:
-            continue
-    return None
 
 
 def _blocked(exc: BlockedUrl) -> str:
@@ -344,22 +253,8 @@ class CameraRegistry:
                     cameras.append(camera)
         return cameras
 
-    def _decode_secrets(self, camera: Camera, data: Mapping[str, str]) -> dict[str, StreamSecrets]:
-        stored: dict[str, StreamSecrets] = {}
-        for name in STREAMS:
-            if name in data:
-                try:
-                    stored[name] = StreamSecrets.loads(data[name])
-                except (ValueError, KeyError, TypeError):
-                    log.warning("camera %s: stored %s credentials are unreadable", camera.id, name)
-        if "main" not in stored and "username" in data:  # the camera-wide layout of older versions
-            endpoint = _endpoint(camera.streams.main.url)
-            if endpoint is not None:
-                stored["main"] = StreamSecrets(endpoint, data["username"], data.get("password", ""))
-        return stored
-
     async def _stored_secrets(self, camera: Camera) -> dict[str, StreamSecrets]:
-        return self._decode_secrets(camera, await self._redis.hgetall(key("cred", camera.id)))
+        return decode_secrets(camera, await self._redis.hgetall(key("cred", camera.id)))
 
     async def secrets(self, camera: Camera, stream: str) -> StreamSecrets | None:
         """What ``stream``'s URL needs at open time (ingest and probes; never returned to a user)."""
@@ -428,10 +323,10 @@ class CameraRegistry:
         self,
         given: Streams,
         stored: Mapping[str, StreamSecrets],
-        main_credentials: CredentialsIn | _Unset | None,
+        main_credentials: CredentialsIn | Unset | None,
     ) -> tuple[CameraStreams, dict[str, StreamSecrets]]:
         """Check the given streams' URLs and work out each stream's secrets (``stored``: before)."""
-        if not isinstance(main_credentials, _Unset) and "credentials" in given.main.model_fields_set:
+        if not isinstance(main_credentials, Unset) and "credentials" in given.main.model_fields_set:
             raise InvalidField(
                 ("body", "credentials"),
                 "give the main stream's credentials once: credentials or streams.main.credentials",
@@ -459,7 +354,7 @@ class CameraRegistry:
         out: dict[str, CameraStream] = {}
         for name, url in parsed.items():
             spec = getattr(given, name)
-            explicit: CredentialsIn | _Unset | None = UNSET
+            explicit: CredentialsIn | Unset | None = UNSET
             if "credentials" in spec.model_fields_set:
                 explicit = spec.credentials
             elif name == "main":
@@ -468,7 +363,7 @@ class CameraRegistry:
             main_before = stored.get("main")
             if (
                 name == "sub"
-                and isinstance(explicit, _Unset)
+                and isinstance(explicit, Unset)
                 and (prev is None or prev.username is None)
                 and main_before is not None
                 and main_before.username is not None
@@ -477,67 +372,13 @@ class CameraRegistry:
                 # A sub stream that shared the main stream's user keeps it while its own host stays,
                 # even when the main stream moves.
                 prev = replace(main_before, params=prev.params if prev else ())
-            secret = self._stream_secrets(("body", "streams", name, "url"), url, prev, explicit)
+            secret = secrets_for(("body", "streams", name, "url"), url, prev, explicit)
             if secret is not None:
                 secrets_out[name] = secret
             out[name] = CameraStream(url=url.url, transport=spec.transport)
         streams = CameraStreams(main=out["main"], sub=out.get("sub"))
-        secrets_out = self._drop_shared(streams, secrets_out)
-        return _flag(streams, secrets_out), secrets_out
-
-    @staticmethod
-    def _stream_secrets(
-        loc: tuple[str, ...],
-        url: CameraUrl,
-        prev: StreamSecrets | None,
-        explicit: CredentialsIn | _Unset | None,
-    ) -> StreamSecrets | None:
-        if url.endpoint is None:
-            return None  # file:// test sources take no credentials
-        same_host = prev is not None and prev.endpoint == url.endpoint
-        if isinstance(explicit, CredentialsIn):
-            username, password = explicit.username, explicit.password.get_secret_value()
-        elif explicit is None:
-            username, password = None, ""
-        elif url.username is not None:
-            username, password = url.username, url.password or ""
-        elif same_host and prev is not None:
-            username, password = prev.username, prev.password
-        else:
-            username, password = None, ""  # another host: what was given for the old one stays behind
-        params: list[tuple[str, str]] = []
-        seen: Counter[str] = Counter()
-        for param in url.params:
-            name = param.name.lower()
-            value = param.value
-            if value is None and same_host and prev is not None:
-                value = prev.param(name, seen[name])
-            seen[name] += 1
-            if value is None:
-                raise InvalidField(
-                    loc, f"{param.name}=*** has no stored value for this host; write the value"
-                )
-            params.append((name, value))
-        if username is None and not params:
-            return None
-        return StreamSecrets(url.endpoint, username, password, tuple(params))
-
-    @staticmethod
-    def _drop_shared(streams: CameraStreams, stored: dict[str, StreamSecrets]) -> dict[str, StreamSecrets]:
-        """A sub stream's copy of the main stream's user on the same endpoint is not kept twice."""
-        main, sub = stored.get("main"), stored.get("sub")
-        if (
-            main is not None
-            and sub is not None
-            and streams.sub is not None
-            and sub.endpoint == main.endpoint
-            and (sub.username, sub.password) == (main.username, main.password)
-        ):
-            if sub.params:
-                stored["sub"] = replace(sub, username=None, password="")
-            else:
-                del stored["sub"]
-        return stored
+        secrets_out = drop_shared(streams, secrets_out)
+        return flag_streams(streams, secrets_out), secrets_out
 
     # -- writes ----------------------------------------------------------------------------------
     async def _save(self, camera: Camera, stored: Mapping[str, StreamSecrets] | None) -> None:
@@ -618,9 +459,9 @@ class CameraRegistry:
         streams = before.streams
         if patch.streams is not None:
             streams, new_secrets = await self._prepare(patch.streams, stored, main_credentials)
-        elif not isinstance(main_credentials, _Unset):
-            new_secrets = self._with_main_credentials(before, stored, main_credentials)
-            streams = _flag(before.streams, new_secrets)
+        elif not isinstance(main_credentials, Unset):
+            new_secrets = with_main_credentials(before, stored, main_credentials)
+            streams = flag_streams(before.streams, new_secrets)
         merged = before.model_dump() | changes
         merged.update(
             streams=streams.model_dump(),
@@ -635,27 +476,6 @@ class CameraRegistry:
             await self.check_quota({after.line: 1} if after.line != before.line else {}, added)
             await self._save(after, new_secrets)
         return before, after
-
-    @staticmethod
-    def _with_main_credentials(
-        camera: Camera, stored: Mapping[str, StreamSecrets], credentials: CredentialsIn | None
-    ) -> dict[str, StreamSecrets]:
-        """The secrets after an edit that gives (or, with None, removes) only the main user/password."""
-        out = dict(stored)
-        endpoint = _endpoint(camera.streams.main.url)
-        main = stored.get("main")
-        base = main if main is not None and main.endpoint == endpoint else None
-        if credentials is None:
-            if base is not None and base.params:
-                out["main"] = replace(base, username=None, password="")
-            else:
-                out.pop("main", None)
-        elif endpoint is not None:
-            base = base or StreamSecrets(endpoint)
-            out["main"] = replace(
-                base, username=credentials.username, password=credentials.password.get_secret_value()
-            )
-        return out
 
     async def delete(self, camera_id: str) -> Camera:
         camera = await self.require(camera_id)
@@ -690,7 +510,7 @@ class CameraRegistry:
         try:
             record = json.loads(raw)
             specs = {n: s for n, s in (record.get("streams") or {}).items() if n in STREAMS and s}
-            urls = {name: _legacy_url(spec["url"]) for name, spec in specs.items()}
+            urls = {name: legacy_url(spec["url"]) for name, spec in specs.items()}
         except (ValueError, TypeError, KeyError, AttributeError):
             return False  # not a camera record: ignored by every read, reported there
         data = await self._redis.hgetall(key("cred", camera_id))
@@ -712,7 +532,7 @@ class CameraRegistry:
             camera = Camera.model_validate(record)  # the stored form: secrets redacted
         except ValidationError:
             return False
-        stored = self._decode_secrets(camera, data)
+        stored = decode_secrets(camera, data)
         for name, url in with_secrets.items():
             prev = stored.get(name)
             keep = prev is not None and prev.endpoint == url.endpoint
@@ -724,7 +544,7 @@ class CameraRegistry:
             params = tuple((p.name.lower(), p.value) for p in url.params if p.value is not None)
             if url.endpoint is not None:
                 stored[name] = StreamSecrets(url.endpoint, username, password, params)
-        streams = _flag(camera.streams, stored)
+        streams = flag_streams(camera.streams, stored)
         camera = camera.model_copy(
             update={"streams": streams, "has_credentials": streams.main.has_credentials}
         )

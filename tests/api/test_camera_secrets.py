@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tests.apiclient import Api, camera_body
-from videohub.registry import CameraRegistry, StreamSecrets
+from videohub.registry import CameraRegistry
+from videohub.stream_secrets import StreamSecrets
 
 SECRET = "Str3am-S3cret"
 MAIN = "rtsp://192.0.2.40:554/ch1/main"

@@ -31,8 +31,9 @@ from videohub.errors import NotFound, Unavailable
 from videohub.hub.feed import Feed, FeedClosed, FeedInfo, Subscription
 from videohub.hub.snapshot import NoPicture, SnapshotCache
 from videohub.models import Camera, CameraStream
-from videohub.registry import RegistryChange, StreamSecrets
+from videohub.registry import RegistryChange
 from videohub.settings.ingest import IngestSettings
+from videohub.stream_secrets import StreamSecrets
 
 log = logging.getLogger(__name__)
 
