@@ -27,6 +27,8 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     STALLED = "stalled"
     UNSUPPORTED_CODEC = "unsupported_codec"
+    BLOCKED = "blocked"
+    """The URL was refused before opening (its form, the network policy, credentials of another host)."""
     EOF = "eof"
     ERROR = "error"
     """Anything else (corrupt data, a decoder failure); the message says more."""

@@ -8,9 +8,13 @@ stall watchdog ends a session that stops delivering video. ``stop()`` sets an Ev
 ``join(timeout)`` waits for the thread, which notices within one read timeout: every blocking read
 is bounded by PyAV's interrupt callback (and, for RTSP, by FFmpeg's socket I/O timeout too).
 
-Credentials are injected into the URL only for ``av.open`` and never stored with it, logged, or put
-in an error (``ingest.url.redact``). aiortc's MediaPlayer is not used: it opens synchronously and
-drops the first IDR.
+Before every open the URL is checked again (``target_url``): the same ``ingest.url.parse_url`` the
+registry applies, the network policy (resolved now, and the connection pinned to the checked
+address), and the binding of the credentials to the host they were given for. A URL that fails is
+never opened: the session ends as ``blocked`` without a byte on the network. Credentials are
+injected into the URL only for ``av.open`` and never stored with it, logged, or put in an error
+(``ingest.url.redact``). aiortc's MediaPlayer is not used: it opens synchronously and drops the
+first IDR.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 from urllib.parse import urlsplit
 
@@ -31,11 +35,22 @@ from av.stream import Stream
 
 from ingest.errors import IngestError, Reason, UnsupportedCodec, classify
 from ingest.handoff import Handoff
+from ingest.netpolicy import NetworkPolicy
 from ingest.normalize import Ceiling, Normalizer, StreamInfo
 from ingest.packet import Packet
 from ingest.reconnect import BackoffPolicy, Reconnector, State, Transition, Watchdog
 from ingest.stats import StreamStats
-from ingest.url import redact, with_credentials
+from ingest.url import (
+    SCHEMES,
+    TEST_SCHEMES,
+    Endpoint,
+    UrlError,
+    parse_url,
+    redact,
+    restore_params,
+    with_credentials,
+    with_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +61,59 @@ Transport = Literal["tcp", "udp"]
 
 @dataclass(frozen=True, slots=True)
 class Login:
-    """RTSP credentials, handed to the Source at start and put into the URL only at open time."""
+    """A stream's secrets, handed to the Source at start and put into the URL only at open time.
 
-    username: str
-    password: str = field(repr=False)
+    ``username``/``password`` go in as userinfo; ``params`` fill the URL's ``***`` credential
+    parameters in order. They are bound to ``endpoint`` (scheme, host, port): ingest refuses to send
+    them to any other. Without one, they are bound to the URL they are handed with.
+    """
+
+    username: str | None
+    password: str = field(default="", repr=False)
+    params: tuple[str, ...] = field(default=(), repr=False)
+    endpoint: Endpoint | None = None
+
+
+def _bind(login: Login | None, url: str) -> Login | None:
+    if login is None or login.endpoint is not None:
+        return login
+    try:
+        endpoint = parse_url(url).endpoint
+    except UrlError:
+        return login  # the URL itself is refused at open time
+    return replace(login, endpoint=endpoint)
+
+
+def target_url(
+    url: str, login: Login | None, policy: NetworkPolicy | None = None, *, allow_files: bool = True
+) -> str:
+    """The URL handed to FFmpeg, or UrlError: checked, secrets put back, host pinned (with a policy).
+
+    Blocking when ``policy`` must resolve a name: run it in the ingest (or probe) thread.
+    """
+    parsed = parse_url(url, schemes=SCHEMES | TEST_SCHEMES if allow_files else SCHEMES)
+    endpoint = parsed.endpoint
+    if endpoint is None:
+        return parsed.url  # a file:// test source
+    if login is not None and login.endpoint is not None and login.endpoint != endpoint:
+        raise UrlError(f"the stream's credentials belong to {login.endpoint}, not to {endpoint}")
+    stored = iter(login.params if login is not None else ())
+    values: list[str] = []
+    for param in parsed.params:
+        value = param.value if param.value is not None else next(stored, None)
+        if value is None:
+            raise UrlError(f"{param.name}=*** has no stored value")
+        values.append(value)
+    final, expected = restore_params(parsed.url, values), parsed.url
+    if policy is not None:
+        address = policy.check(endpoint)[0]
+        final, expected = with_host(final, address), with_host(expected, address)
+    # A stored value must not change the URL's shape (a '/' or '&' smuggled into a parameter).
+    if parse_url(final).url != expected:
+        raise UrlError("a stored credential parameter does not fit the URL")
+    if login is not None and login.username:
+        return with_credentials(final, login.username, login.password)
+    return with_credentials(final, parsed.username, parsed.password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +134,10 @@ class SourceOptions:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     realtime_files: bool = True
     """Pace file:// sources at their frame rate, as a camera would (demo and tests)."""
+    policy: NetworkPolicy | None = None
+    """Where URLs may point, checked before every open; None checks the URL's form only."""
+    allow_files: bool = True
+    """Open file:// test sources (the hub turns this off unless demo.allow_test_sources)."""
 
     @property
     def blocking_read_timeout(self) -> float:
@@ -88,8 +156,17 @@ def open_options(url: str, options: SourceOptions) -> dict[str, str]:
         # No fflags=nobuffer: it discards the packets read while probing, and with them the keyframe
         # a camera sends when a session starts, so the first picture waited a whole GOP (measured:
         # 4.2 s with a 4 s GOP, against 0.43 s without it).
+        opts["protocol_whitelist"] = "rtsp,rtsps,rtp,udp,tcp,tls"
+    elif scheme == "rtmp":
+        opts["protocol_whitelist"] = "rtmp,tcp"
     elif scheme in ("http", "https"):
         opts["rw_timeout"] = str(int(options.open_timeout * 1_000_000))
+        # A redirect would take the connection past the network policy: FFmpeg's http protocol
+        # follows them unless told not to. Playlists (HLS, DASH) would too, through their segment
+        # URLs, so only demuxers of a single stream are allowed.
+        opts["max_redirects"] = "0"
+        opts["protocol_whitelist"] = "http,https,tcp,tls"
+        opts["format_whitelist"] = "mjpeg,mpjpeg,h264,hevc,mpegts,flv"
     return opts
 
 
@@ -120,7 +197,7 @@ class Source:
         ``on_state`` and ``on_info`` always run on the loop."""
         self.name = name
         self._url = url
-        self._login = login
+        self._login = _bind(login, url)
         self.options = options or SourceOptions()
         self._handoff = handoff if handoff is not None else Handoff(loop)
         self._on_packet = on_packet
@@ -162,7 +239,7 @@ class Source:
         """
         with self._lock:
             self._url = url
-            self._login = login
+            self._login = _bind(login, url)
             if options is not None:
                 self.options = options
             self._reconnector.restart()
@@ -263,11 +340,15 @@ class Source:
     def _session(self, generation: int, url: str, login: Login | None, options: SourceOptions) -> None:
         """One connection: open, demux until an error, a stall, EOF, stop or restart."""
         read_timeout = options.blocking_read_timeout
+        try:
+            target = target_url(url, login, options.policy, allow_files=options.allow_files)
+        except UrlError as exc:
+            raise IngestError(Reason.BLOCKED, f"refused before opening: {exc}") from None
         started = time.monotonic()
         try:
             container = av.open(
-                with_credentials(url, login.username if login else None, login.password if login else None),
-                options=open_options(url, options),
+                target,
+                options=open_options(target, options),
                 # PyAV's read timeout (FFmpeg's interrupt callback) bounds each av_read_frame: a
                 # camera that keeps the session alive with RTCP or keep-alive replies but sends no
                 # video never trips the socket timeout, since bytes still arrive. It costs ~7 % of

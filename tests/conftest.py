@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ingest.netpolicy import DEFAULT_NETWORKS
 from tests.apiclient import Api, api_session
 from videohub.settings import Settings, load_settings
 from videohub.store import Store
@@ -47,8 +48,15 @@ def make_settings(**overrides: Any) -> Settings:
     """The packaged default configuration with overrides (``section__key=value``).
 
     Cheap argon2 parameters keep each test's logins fast; production keeps the library defaults.
+    The in-process API tests register cameras in TEST-NET-1 (192.0.2.0/24, documentation addresses
+    that never route), which the default ``ingest.allowed_networks`` leave out.
     """
-    return load_settings(**{"auth__argon2_time_cost": 1, "auth__argon2_memory_kib": 1024, **overrides})
+    defaults: dict[str, Any] = {
+        "auth__argon2_time_cost": 1,
+        "auth__argon2_memory_kib": 1024,
+        "ingest__allowed_networks": [*DEFAULT_NETWORKS, "192.0.2.0/24"],
+    }
+    return load_settings(**{**defaults, **overrides})
 
 
 @pytest.fixture

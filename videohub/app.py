@@ -169,6 +169,7 @@ def build_app(
             svc.live = await stack.enter_async_context(LiveHub(active, settings.ws))
             app.state.services = svc
             await ensure_admin(svc)
+            await svc.registry.migrate()  # records of older versions, before ingest reads them
             for startup in startups if startups is not None else default_startups():
                 await startup(svc, stack)
             log.info("videohub ready")

@@ -1,7 +1,9 @@
 """The registry's and users' data shapes: what the API accepts, what it stores, what it returns.
 
-Credentials never travel in these output models: a stored camera's URLs carry no userinfo and its
-password lives apart (``Credentials``), returned to nobody.
+Credentials never travel in these output models: a stored camera's URLs carry no userinfo and
+``***`` in place of credential parameters, and the secrets live apart (``videohub.registry``),
+returned to nobody. Every URL goes through ``ingest.url.parse_url``, the check ingest applies again
+before it opens one.
 """
 
 from __future__ import annotations
@@ -9,19 +11,19 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ingest.url import UrlError, parse_url
 
 Role = Literal["admin", "operator", "line_admin", "maintenance"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "line_admin", "maintenance")
 Mode = Literal["always_on", "on_demand"]
 Transport = Literal["tcp", "udp"]
 
-NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
-TEST_SCHEMES = frozenset({"file"})
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Text = Annotated[str, Field(max_length=200)]
 
@@ -30,48 +32,86 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
-    """Return the URL without userinfo, and the username and password it carried (percent-decoded)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None, None
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return clean, user, password
+def _checked_url(value: str) -> str:
+    try:
+        parse_url(value)
+    except UrlError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def stored_url(value: str) -> str:
+    """The stored form of a URL: normalized, no userinfo, ``***`` for credential parameters."""
+    try:
+        return parse_url(value).url
+    except UrlError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def redact_url(url: str) -> str:
-    """The URL with any userinfo removed (for responses and logs)."""
-    return split_userinfo(url)[0]
+    """The URL without any secret (for responses and logs)."""
+    return stored_url(url)
+
+
+class CredentialsIn(Strict):
+    username: str = Field(min_length=1, max_length=128)
+    password: SecretStr = Field(min_length=0, max_length=256)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        # FFmpeg writes the user name into a Digest Authorization header as it is.
+        if _CONTROL.search(value):
+            raise ValueError("user name contains a control character")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        if _CONTROL.search(value.get_secret_value()):
+            raise ValueError("password contains a control character")
+        return value
 
 
 class StreamSpec(Strict):
-    url: str = Field(min_length=3, max_length=2048, description="Stream URL; userinfo is split off on save.")
+    """One stream as a request gives it. The URL may carry credentials; they are split off on save."""
+
+    url: str = Field(
+        min_length=3,
+        max_length=2048,
+        description="Stream URL (rtsp, rtsps, rtmp, http, https). Userinfo and credential parameters "
+        "(user=, password= … in the path or query) are split off on save and shown as ***; send *** "
+        "back to keep a stored value.",
+    )
     transport: Transport = Field("tcp", description="RTSP transport.")
+    credentials: CredentialsIn | None = Field(
+        None,
+        description="This stream's credentials. Left out of an edit, they are kept while the scheme, "
+        "host and port stay the same, and cleared otherwise; null removes them.",
+    )
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip()
-        parts = urlsplit(value)
-        scheme = parts.scheme.lower()
-        if scheme not in NETWORK_SCHEMES | TEST_SCHEMES:
-            allowed = ", ".join(sorted(NETWORK_SCHEMES))
-            raise ValueError(f"unsupported URL scheme {scheme or '(none)'!r}; use one of {allowed}")
-        if scheme in NETWORK_SCHEMES and not parts.hostname:
-            raise ValueError("URL has no host")
-        if scheme == "file" and not parts.path:
-            raise ValueError("file URL has no path")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"bad port in URL: {exc}") from None
-        return value
+        return _checked_url(value)
+
+
+class CameraStream(Strict):
+    """One stream as stored and returned: the URL without secrets."""
+
+    url: str = Field(description="Stream URL without credentials (*** for credential parameters).")
+    transport: Transport = Field("tcp", description="RTSP transport.")
+    has_credentials: bool = Field(False, description="A user name and password are stored for it.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return stored_url(value)
+
+
+class CameraStreams(Strict):
+    main: CameraStream
+    sub: CameraStream | None = None
 
 
 class Streams(Strict):
@@ -83,11 +123,6 @@ class Location(Strict):
     lat: float = Field(ge=-90, le=90, description="Latitude, degrees.")
     lon: float = Field(ge=-180, le=180, description="Longitude, degrees.")
     address: str | None = Field(None, max_length=200)
-
-
-class CredentialsIn(Strict):
-    username: str = Field(min_length=1, max_length=128)
-    password: SecretStr = Field(min_length=0, max_length=256)
 
 
 class Credentials(BaseModel):
@@ -102,7 +137,6 @@ class CameraFields(Strict):
     line: str = Field(min_length=1, max_length=32, description="Owning line id.")
     area: str = Field("", max_length=64, description="Town / grid cell, free text.")
     location: Location | None = None
-    streams: Streams
     mode: Mode = "always_on"
     enabled: bool = True
     tags: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
@@ -121,8 +155,15 @@ class CameraFields(Strict):
 
 
 class CameraCreate(CameraFields):
-    id: str | None = Field(None, description="Slug; generated when absent.")
-    credentials: CredentialsIn | None = None
+    id: str | None = Field(
+        None,
+        description="Slug; generated as <line prefix>-<random> when absent. A line admin's ids start "
+        "with its line's prefix; an id with another line's prefix is refused.",
+    )
+    streams: Streams
+    credentials: CredentialsIn | None = Field(
+        None, description="The main stream's credentials (same as streams.main.credentials)."
+    )
 
     @field_validator("id")
     @classmethod
@@ -145,18 +186,49 @@ class CameraPatch(Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(None, max_length=32)
     vendor: str | None = Field(None, max_length=64)
     model: str | None = Field(None, max_length=64)
-    credentials: CredentialsIn | None = None
+    credentials: CredentialsIn | None = Field(
+        None, description="The main stream's credentials; null removes them."
+    )
 
 
 class Camera(CameraFields):
-    """A registered camera as stored (URLs without userinfo) and returned."""
+    """A registered camera as stored (URLs without secrets) and returned."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    has_credentials: bool = False
+    streams: CameraStreams
+    has_credentials: bool = Field(False, description="The main stream has stored credentials.")
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("streams", mode="before")
+    @classmethod
+    def _from_request_shape(cls, value: object) -> object:
+        # A request's Streams (code and tests build cameras from them) holds no stored secrets.
+        if isinstance(value, Streams):
+            if any(s is not None and s.credentials is not None for s in (value.main, value.sub)):
+                raise ValueError("a stored camera's streams carry no credentials")
+            return value.model_dump(exclude={"main": {"credentials"}, "sub": {"credentials"}})
+        return value
+
+    @model_validator(mode="after")
+    def _legacy_flags(self) -> Camera:
+        # Records from before per-stream credentials: the camera's credentials were the main
+        # stream's, and the sub stream's too on the same host (videohub.registry reads them so).
+        main, sub = self.streams.main, self.streams.sub
+        if self.has_credentials and not main.has_credentials:
+            main.has_credentials = True
+            if sub is not None and not sub.has_credentials and _same_endpoint(main.url, sub.url):
+                sub.has_credentials = True
+        return self
+
+
+def _same_endpoint(a: str, b: str) -> bool:
+    try:
+        return parse_url(a).endpoint == parse_url(b).endpoint
+    except UrlError:
+        return False
 
 
 class CameraPage(BaseModel):
@@ -182,6 +254,7 @@ class ImportResult(BaseModel):
 
 class LineOut(BaseModel):
     id: str
+    id_prefix: str = Field(description="Camera ids of this line start with '<id_prefix>-'.")
     name_zh: str
     name_en: str
     color: str

@@ -8,7 +8,7 @@ maintenance  sees every camera's metadata and health; acts on alerts; cannot cha
 
 from __future__ import annotations
 
-from videohub.errors import Forbidden, NotFound
+from videohub.errors import Forbidden, InvalidField, NotFound
 from videohub.models import User
 
 
@@ -38,6 +38,13 @@ def check_registry_write(user: User, line: str) -> None:
             return
         raise Forbidden(f"a line admin of {user.line!r} cannot change cameras of line {line!r}")
     raise Forbidden(f"role {user.role} cannot change the camera registry")
+
+
+def check_camera_id(user: User, camera_id: str | None, prefix: str) -> None:
+    """A line admin's camera ids carry its line's prefix, so they can never clash with (and reveal)
+    another line's camera. Admins may choose any id."""
+    if user.role == "line_admin" and camera_id is not None and not camera_id.startswith(prefix + "-"):
+        raise InvalidField(("body", "id"), f"camera ids of this line start with '{prefix}-'")
 
 
 def check_role(user: User, *roles: str) -> None:

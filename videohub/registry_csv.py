@@ -1,5 +1,8 @@
 """CSV import for the registry: one row a camera, each row succeeding or failing on its own.
 
+Limits come first: the rows are counted, and an import that would pass a line's camera quota or the
+node's always_on quota is refused as a whole before any row is created.
+
 Columns (header names; only name, line and main_url are required):
     id, name, line, area, lat, lon, address, main_url, main_transport, sub_url, sub_transport,
     username, password, mode, enabled, tags (separated by ';'), vendor, model
@@ -9,14 +12,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from typing import Any
 
 from pydantic import ValidationError
 
 from videohub.audit import AuditLog
-from videohub.errors import InvalidField, VideohubError
+from videohub.errors import Forbidden, InvalidField, VideohubError
 from videohub.models import CameraCreate, ImportResult, ImportRow, User
-from videohub.policy import check_registry_write
+from videohub.policy import check_camera_id, check_registry_write
 from videohub.registry import CameraRegistry
 
 COLUMNS = (
@@ -63,6 +67,23 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
 
 
+async def _check_quota(records: list[dict[str, str]], user: User, registry: CameraRegistry) -> None:
+    """Refuse the whole import (409) when the rows the user may create would pass a quota."""
+    per_line: Counter[str] = Counter()
+    always_on = 0
+    for record in records:
+        line = (record.get("line") or "").strip()
+        try:
+            check_registry_write(user, line)
+        except Forbidden:
+            continue  # refused row by row (403) anyway
+        per_line[line] += 1
+        mode = (record.get("mode") or "").strip() or "always_on"
+        enabled = (record.get("enabled") or "").strip().lower() not in _FALSE
+        always_on += registry.always_on_cost(mode, enabled, bool((record.get("sub_url") or "").strip()))
+    await registry.check_quota(per_line, always_on)
+
+
 async def import_csv(text: str, user: User, registry: CameraRegistry, audit: AuditLog) -> ImportResult:
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
@@ -76,17 +97,21 @@ async def import_csv(text: str, user: User, registry: CameraRegistry, audit: Aud
             problems.append(f"unknown column(s): {', '.join(unknown)}")
         raise InvalidField(("body", "header"), "; ".join(problems) + f". Known columns: {', '.join(COLUMNS)}")
     reader.fieldnames = header
+    records: list[dict[str, str]] = []
+    for record in reader:
+        if len(records) == MAX_ROWS:
+            raise InvalidField(("body",), f"the CSV has more than {MAX_ROWS} rows; split it")
+        records.append(record)
+    await _check_quota(records, user, registry)
     rows: list[ImportRow] = []
-    for number, row in enumerate(reader, start=1):
-        if number > MAX_ROWS:
-            rows.append(ImportRow(row=number, ok=False, status=413, error=f"more than {MAX_ROWS} rows"))
-            break
+    for number, row in enumerate(records, start=1):
         if None in row:
             rows.append(ImportRow(row=number, ok=False, status=422, error="more cells than header columns"))
             continue
         try:
             body = CameraCreate.model_validate(row_to_body(row))
             check_registry_write(user, body.line)
+            check_camera_id(user, body.id, registry.prefix(body.line))
             camera = await registry.create(body)
         except ValidationError as exc:
             rows.append(ImportRow(row=number, ok=False, status=422, error=_first_error(exc)))

@@ -11,9 +11,10 @@ from typing import Any
 
 from videohub.audit import AuditLog
 from videohub.live import LiveHub
-from videohub.registry import CameraRegistry
+from videohub.registry import CameraRegistry, RegistryLimits
 from videohub.settings import Settings
 from videohub.store import Store
+from videohub.urlpolicy import network_policy
 from videohub.users import UserStore
 
 
@@ -41,7 +42,16 @@ class Services:
             settings=settings,
             store=store,
             registry=CameraRegistry(
-                redis, settings.line_ids, allow_test_sources=settings.demo.allow_test_sources
+                redis,
+                settings.line_ids,
+                allow_test_sources=settings.demo.allow_test_sources,
+                policy=network_policy(settings, redis),
+                prefixes={line.id: line.prefix for line in settings.lines},
+                limits=RegistryLimits(
+                    max_cameras_per_line=settings.ingest.max_cameras_per_line,
+                    max_always_on_streams=settings.ingest.max_always_on_streams,
+                    always_on_streams=tuple(settings.ingest.always_on_streams),
+                ),
             ),
             users=UserStore(redis, settings.auth, settings.line_ids),
             audit=AuditLog(redis),

@@ -27,9 +27,14 @@ registerStrings({
     "registry.no": "否",
     "registry.mainUrl": "主码流地址",
     "registry.subUrl": "子码流地址（可选）",
-    "registry.username": "用户名",
-    "registry.password": "密码",
-    "registry.passwordKeep": "留空则不修改",
+    "registry.idPrefix": "以 {prefix}- 开头，留空自动生成",
+    "registry.username": "主码流用户名",
+    "registry.password": "主码流密码",
+    "registry.subUsername": "子码流用户名",
+    "registry.subPassword": "子码流密码",
+    "registry.passwordKeep": "已保存，留空则不修改",
+    "registry.credentialsHint":
+      "密码只保存在服务端，不会显示。更换地址的主机、端口或协议时须重新填写；子码流与主码流同一主机时沿用主码流的密码。地址中的 *** 表示已保存的参数值。",
     "registry.total": "共 {n} 路",
     "registry.addTitle": "新增摄像机",
     "registry.editTitle": "编辑摄像机 {id}",
@@ -73,9 +78,14 @@ registerStrings({
     "registry.no": "No",
     "registry.mainUrl": "Main stream URL",
     "registry.subUrl": "Sub stream URL (optional)",
-    "registry.username": "Username",
-    "registry.password": "Password",
-    "registry.passwordKeep": "Empty keeps the current one",
+    "registry.idPrefix": "Starts with {prefix}-; generated when empty",
+    "registry.username": "Main stream username",
+    "registry.password": "Main stream password",
+    "registry.subUsername": "Sub stream username",
+    "registry.subPassword": "Sub stream password",
+    "registry.passwordKeep": "Stored; empty keeps it",
+    "registry.credentialsHint":
+      "Passwords stay on the server and are never shown. Enter them again when a URL's host, port or scheme changes; a sub stream on the main stream's host uses its password. *** in a URL stands for a stored value.",
     "registry.total": "{n} cameras",
     "registry.addTitle": "Add camera",
     "registry.editTitle": "Edit camera {id}",
@@ -169,14 +179,20 @@ function openForm(camera) {
   $("form-title").textContent = camera ? t("registry.editTitle", { id: camera.id }) : t("registry.addTitle");
   $("f-id").value = camera ? camera.id : "";
   $("f-id").disabled = !!camera;
+  const prefix = user.role === "line_admin" ? lines.get(user.line)?.id_prefix : null;
+  $("f-id").placeholder = prefix ? t("registry.idPrefix", { prefix }) : t("registry.idAuto");
   $("f-name").value = camera ? camera.name : "";
   $("f-line").value = camera ? camera.line : user.line || [...lines.keys()][0];
   $("f-line").disabled = user.role === "line_admin";
   $("f-area").value = camera ? camera.area : "";
   $("f-main").value = camera ? camera.streams.main.url : "";
   $("f-sub").value = camera && camera.streams.sub ? camera.streams.sub.url : "";
-  $("f-user").value = "";
-  $("f-pass").value = "";
+  // Stored passwords are never sent to the page: empty fields keep them.
+  for (const [stream, userField, passField] of [["main", "f-user", "f-pass"], ["sub", "f-sub-user", "f-sub-pass"]]) {
+    $(userField).value = "";
+    $(passField).value = "";
+    $(passField).placeholder = camera?.streams[stream]?.has_credentials ? t("registry.passwordKeep") : "";
+  }
   $("f-mode").value = camera ? camera.mode : "always_on";
   $("f-enabled").checked = camera ? camera.enabled : true;
   $("camera-dialog").showModal();
@@ -185,6 +201,12 @@ function openForm(camera) {
 function formBody() {
   const streams = { main: { url: $("f-main").value.trim() } };
   if ($("f-sub").value.trim()) streams.sub = { url: $("f-sub").value.trim() };
+  // Credentials only when typed: an edit with empty fields keeps the stored ones (same host).
+  for (const [stream, userField, passField] of [["main", "f-user", "f-pass"], ["sub", "f-sub-user", "f-sub-pass"]]) {
+    if (streams[stream] && ($(userField).value.trim() || $(passField).value)) {
+      streams[stream].credentials = { username: $(userField).value.trim(), password: $(passField).value };
+    }
+  }
   const body = {
     name: $("f-name").value.trim(),
     line: $("f-line").value,
@@ -194,10 +216,6 @@ function formBody() {
     enabled: $("f-enabled").checked,
   };
   if (!editing && $("f-id").value.trim()) body.id = $("f-id").value.trim();
-  // Credentials only when typed: an edit with empty fields keeps the stored ones.
-  if ($("f-user").value.trim() || $("f-pass").value) {
-    body.credentials = { username: $("f-user").value.trim(), password: $("f-pass").value };
-  }
   return body;
 }
 

@@ -42,7 +42,7 @@ async def test_create_get_update_delete(api: Api) -> None:
 
 async def test_generated_id_and_duplicate_id(api: Api) -> None:
     cam = await create(api)
-    assert cam["id"].startswith("publicse-")
+    assert cam["id"].startswith("ga-")  # the line's id_prefix
     await create(api, id="dup-1")
     again = await api.client.post("/api/cameras", json=camera_body(id="dup-1"), headers=api.auth("admin"))
     assert again.status_code == 409
@@ -179,15 +179,15 @@ async def test_patch_cannot_null_required_fields(api: Api) -> None:
 
 
 async def test_registry_changes_are_audited(api: Api) -> None:
-    await create(api, id="aud-1", who="ps_admin")
-    await api.client.patch("/api/cameras/aud-1", json={"area": "新区"}, headers=api.auth("ps_admin"))
-    await api.client.delete("/api/cameras/aud-1", headers=api.auth("admin"))
+    await create(api, id="ga-aud-1", who="ps_admin")
+    await api.client.patch("/api/cameras/ga-aud-1", json={"area": "新区"}, headers=api.auth("ps_admin"))
+    await api.client.delete("/api/cameras/ga-aud-1", headers=api.auth("admin"))
     page = (await api.client.get("/api/audit", params={"limit": 10}, headers=api.auth("admin"))).json()
     actions = [(e["actor"], e["action"], e["target"]) for e in page["items"][:3]]
     assert actions == [
-        ("admin", "camera.delete", "aud-1"),
-        ("ps_admin", "camera.update", "aud-1"),
-        ("ps_admin", "camera.create", "aud-1"),
+        ("admin", "camera.delete", "ga-aud-1"),
+        ("ps_admin", "camera.update", "ga-aud-1"),
+        ("ps_admin", "camera.create", "ga-aud-1"),
     ]
     update = page["items"][1]
     assert update["before"]["area"] == "梅里镇" and update["after"]["area"] == "新区"

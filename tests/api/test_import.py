@@ -11,7 +11,7 @@ bad-line,坏线路,traffic,西山村,,,rtsp://192.0.2.32/main,,,,,,
 bad-url,坏地址,land_resources,西山村,,,ftp://192.0.2.33/main,,,,,,
 gt-1,重复编号,land_resources,西山村,,,rtsp://192.0.2.34/main,,,,,,
 bad-lat,坏纬度,land_resources,西山村,95,120,rtsp://192.0.2.35/main,,,,,,
-ps-9,公安点位,public_security,梅里镇,,,rtsp://192.0.2.36/main,,,,,,
+ga-9,公安点位,public_security,梅里镇,,,rtsp://192.0.2.36/main,,,,,,
 """
 
 
@@ -46,7 +46,7 @@ async def test_line_admin_imports_only_own_line(api: Api) -> None:
     rows = {r["row"]: r for r in response.json()["rows"]}
     assert rows[7]["ok"] and rows[1]["status"] == 403 and rows[2]["status"] == 403
     listing = (await api.client.get("/api/cameras", headers=api.auth("admin"))).json()
-    assert [c["id"] for c in listing["items"]] == ["ps-9"]
+    assert [c["id"] for c in listing["items"]] == ["ga-9"]
 
 
 async def test_bad_header_and_encoding(api: Api) -> None:

@@ -46,10 +46,11 @@ def test_line_admin_manages_own_line(
         assert all(text == "环保" for text in page.locator("#camera-rows .c-line").all_text_contents())
         expect(page.locator("#line-filter")).to_be_hidden()  # one line: nothing to filter
 
-        # Add a camera on the simulator, then edit its name.
-        camera_id = f"r{tag}-new"
+        # Add a camera on the simulator, then edit its name. A line admin's ids carry its line's prefix.
+        camera_id = f"hb-r{tag}-new"
         page.click("#add-camera")
         expect(page.locator("#f-line")).to_be_disabled()
+        expect(page.locator("#f-id")).to_have_attribute("placeholder", "以 hb- 开头，留空自动生成")
         page.fill("#f-id", camera_id)
         page.fill("#f-name", "梅里镇污水厂")
         page.fill("#f-area", "梅里镇")
@@ -83,18 +84,18 @@ def test_line_admin_manages_own_line(
         # CSV import: the own-line row is created, the other line's row is refused on its own.
         csv_text = (
             "id,name,line,area,main_url,mode\n"
-            f"r{tag}-csv1,导入一号,environment,梅里镇,rtsp://127.0.0.1:9/a,on_demand\n"
+            f"hb-r{tag}-csv1,导入一号,environment,梅里镇,rtsp://127.0.0.1:9/a,on_demand\n"
             f"r{tag}-csv2,导入二号,safety,梅里镇,rtsp://127.0.0.1:9/b,on_demand\n"
         )
         payload: FilePayload = {"name": "cams.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}
         page.set_input_files("#csv-file", files=[payload])
         expect(page.locator("#import-result")).to_contain_text("成功 1 条，失败 1 条")
         expect(page.locator("#import-result li")).to_contain_text("第 2 行")
-        expect(page.locator(f"tr[data-camera='r{tag}-csv1']")).to_have_count(1)
+        expect(page.locator(f"tr[data-camera='hb-r{tag}-csv1']")).to_have_count(1)
 
         # Delete (after the confirm dialog).
-        page.locator(f"tr[data-camera='r{tag}-csv1'] button.delete").click()
-        expect(page.locator(f"tr[data-camera='r{tag}-csv1']")).to_have_count(0)
+        page.locator(f"tr[data-camera='hb-r{tag}-csv1'] button.delete").click()
+        expect(page.locator(f"tr[data-camera='hb-r{tag}-csv1']")).to_have_count(0)
         assert rows.count() >= 2
         screenshot(page, "registry")
 

@@ -15,7 +15,7 @@ PATTERNS = ("clock", "black", "frozen", "blur", "covered", "cast", "smpte", "noi
 AUDIO = ("none", "pcma")
 AUTH = ("none", "basic", "digest")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=&-]{0,63}$")
 
 
 class SpecError(ValueError):
@@ -73,7 +73,7 @@ def parse_spec(text: str) -> MountSpec:
     """Parse `name:key=val,key=val` (the part after ':' may be empty)."""
     name, _, rest = text.strip().partition(":")
     if not _NAME_RE.match(name):
-        raise SpecError(f"bad mount name {name!r} (letters, digits, _ . -; max 64)")
+        raise SpecError(f"bad mount name {name!r} (letters, digits, _ . - = &; max 64)")
     known = {f.name: f for f in fields(MountSpec)}
     values: dict[str, Any] = {"name": name}
     for item in filter(None, (p.strip() for p in rest.split(","))):

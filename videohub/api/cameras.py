@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
 from videohub.errors import InvalidField
 from videohub.models import Camera, CameraCreate, CameraPage, CameraPatch, ImportResult, LineOut
-from videohub.policy import check_registry_write, visible_lines
+from videohub.policy import check_camera_id, check_registry_write, visible_lines
 from videohub.registry import CameraFilter
 from videohub.registry_csv import import_csv
 
@@ -25,7 +25,9 @@ async def list_lines(user: CurrentUser, svc: ServicesDep) -> list[LineOut]:
     counts = await svc.registry.count_by_line()
     allowed = visible_lines(user)
     return [
-        LineOut(**line.model_dump(), cameras=counts.get(line.id, 0))
+        LineOut(
+            **line.model_dump(exclude={"id_prefix"}), id_prefix=line.prefix, cameras=counts.get(line.id, 0)
+        )
         for line in svc.settings.lines
         if allowed is None or line.id in allowed
     ]
@@ -52,6 +54,7 @@ async def create_camera(
     body: CameraCreate, user: CurrentUser, svc: ServicesDep, response: Response
 ) -> Camera:
     check_registry_write(user, body.line)
+    check_camera_id(user, body.id, svc.registry.prefix(body.line))
     camera = await svc.registry.create(body)
     await svc.audit.record(user.username, "camera.create", camera.id, None, _snapshot(camera))
     response.headers["Location"] = f"/api/cameras/{camera.id}"

@@ -1,4 +1,8 @@
-"""Feed health API: per camera, per line, and one camera's checks and timeline."""
+"""Feed health API: per camera, per line, and one camera's checks and timeline.
+
+A line admin sees why a camera is down (the reasons), not FFmpeg's error text (``last_error``),
+as in the ingest view; admin, operators and maintenance keep the detail.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,15 @@ from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
 from videohub.errors import Unavailable
 from videohub.health.monitor import HealthMonitor
 from videohub.health.report import CameraHealth, LineHealth, camera_detail, camera_rows, line_rows
+from videohub.models import User
 from videohub.policy import visible_lines
 from videohub.services import Services
 
 router = APIRouter(tags=["health"])
+
+
+def _detail(user: User) -> bool:
+    return user.role != "line_admin"
 
 
 def monitor_of(svc: Services) -> HealthMonitor:
@@ -38,7 +47,11 @@ async def health_cameras(
         for c in await svc.registry.all()
         if (allowed is None or c.line in allowed) and (line is None or c.line == line)
     ]
-    return await camera_rows(monitor, cameras, state)
+    rows = await camera_rows(monitor, cameras, state)
+    if not _detail(user):
+        for row in rows:
+            row.last_error = None
+    return rows
 
 
 @router.get("/api/health/lines", response_model=list[LineHealth])
@@ -55,6 +68,9 @@ async def health_lines(user: CurrentUser, svc: ServicesDep) -> list[LineHealth]:
 
 
 @router.get("/api/cameras/{camera_id}/health")
-async def camera_health(camera: VisibleCamera, svc: ServicesDep) -> dict[str, Any]:
+async def camera_health(camera: VisibleCamera, user: CurrentUser, svc: ServicesDep) -> dict[str, Any]:
     """Current checks with their measured values, recent transitions, availability, alerts."""
-    return await camera_detail(monitor_of(svc), camera)
+    detail = await camera_detail(monitor_of(svc), camera)
+    if not _detail(user):
+        detail["last_error"] = None
+    return detail

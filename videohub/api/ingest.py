@@ -1,7 +1,9 @@
 """Ingest state of a camera and its snapshot: ``GET /api/cameras/{id}/ingest``, ``.../snapshot.jpg``.
 
 Both are readable by every role that may see the camera (``visible_camera``: a line admin sees
-only their line's cameras, others see all).
+only their line's cameras, others see all). A line admin gets the reason a stream fails (refused,
+unreachable, auth_failed, not_found, timeout …), which is what a camera owner needs, but not FFmpeg's
+error text: admin and maintenance keep that detail.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from videohub.api.deps import ServicesDep, VisibleCamera
+from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
 from videohub.errors import Unavailable
 from videohub.hub.manager import FeedManager, FeedStats
 from videohub.hub.snapshot import NoPicture
@@ -40,7 +42,7 @@ class IngestStatsOut(BaseModel):
     retry_in: float | None = Field(description="Seconds to the next connection attempt while backing off.")
     last_packet_age: float | None = Field(description="Seconds since the last packet.")
     last_packet_at: float | None = Field(description="Wall-clock time of the last packet (Unix seconds).")
-    last_error: str | None
+    last_error: str | None = Field(description="The error's text (not shown to a line admin).")
     last_error_reason: str | None
 
 
@@ -51,7 +53,7 @@ class StreamIngestOut(BaseModel):
     state: str = Field(description="connecting, streaming, backing_off, idle (on_demand, unwatched).")
     reason: str | None = Field(
         description="Why it is backing off: auth_failed, not_found, refused, unreachable, timeout, "
-        "stalled, unsupported_codec, eof, error."
+        "stalled, unsupported_codec, blocked (the URL was refused before opening), eof, error."
     )
     always_on: bool
     subscribers: int
@@ -79,8 +81,10 @@ def _hub(svc: ServicesDep) -> FeedManager:
     return hub
 
 
-def _stream_out(stats: FeedStats) -> StreamIngestOut:
+def _stream_out(stats: FeedStats, *, detail: bool) -> StreamIngestOut:
     ingest = IngestStatsOut.model_validate(stats.ingest.as_dict()) if stats.ingest is not None else None
+    if ingest is not None and not detail:
+        ingest.last_error = None
     return StreamIngestOut(
         stream="sub" if stats.stream == "sub" else "main",
         url=stats.url,
@@ -96,7 +100,7 @@ def _stream_out(stats: FeedStats) -> StreamIngestOut:
 
 
 @router.get("/api/cameras/{camera_id}/ingest", response_model=CameraIngestOut)
-async def camera_ingest(camera: VisibleCamera, svc: ServicesDep) -> CameraIngestOut:
+async def camera_ingest(camera: VisibleCamera, user: CurrentUser, svc: ServicesDep) -> CameraIngestOut:
     """Per-stream ingest state and packet-level stats of one camera."""
     hub = _hub(svc)
     stats = hub.stats(camera.id)
@@ -107,7 +111,11 @@ async def camera_ingest(camera: VisibleCamera, svc: ServicesDep) -> CameraIngest
         camera_id=camera.id,
         enabled=camera.enabled,
         mode=camera.mode,
-        streams=[_stream_out(stats[name]) for name in ("main", "sub") if name in stats],
+        streams=[
+            _stream_out(stats[name], detail=user.role != "line_admin")
+            for name in ("main", "sub")
+            if name in stats
+        ],
     )
 
 

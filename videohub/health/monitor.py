@@ -32,7 +32,6 @@ from redis.exceptions import RedisError
 
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
-from ingest.url import with_credentials
 from videohub.aio import checkpoint
 from videohub.alerts.live import StreamFanout
 from videohub.alerts.service import AlertService
@@ -50,7 +49,12 @@ from videohub.store import OUTAGE, OutageLog
 log = logging.getLogger(__name__)
 
 Prober = Callable[[Camera, str], Awaitable[ProbeResult]]
-"""Probe one camera given its connect URL (with credentials); injectable for benchmarks."""
+"""Probe one camera given its stored URL (the prober adds the secrets); injectable for benchmarks."""
+
+
+def _probed_stream(camera: Camera) -> str:
+    return "sub" if camera.streams.sub is not None else "main"  # the sub stream is cheaper to open
+
 
 PROBE_GRACE_SECONDS = SILENCE_SECONDS + 3.0
 """A probe ends by its deadline plus one read (``SILENCE_SECONDS``) and its close. One still running
@@ -352,25 +356,28 @@ class HealthMonitor:
             # Its own pool: the loop's default executor has only a few threads (cores + 4), and a
             # probe mostly waits on the network, so probe_concurrency threads are what scale.
             self._probe_pool = ThreadPoolExecutor(s.probe_concurrency, thread_name_prefix="probe")
+        name = _probed_stream(camera)
+        async with self._redis_slots:
+            found = await self.registry.secrets(camera, name)
+        login = found.login() if found is not None else None
+        # The probe checks the URL as ingest does (form, network policy, credentials' host) first.
         call = functools.partial(
             probe,
             url,
-            transport=camera.streams.main.transport,
+            transport=getattr(camera.streams, name).transport,
             timeout=s.probe_timeout_seconds,
             width=s.diagnosis.width,
+            login=login,
+            policy=self.registry.network_policy,
+            allow_files=self.registry.allow_test_sources,
         )
         return await asyncio.get_running_loop().run_in_executor(self._probe_pool, call)
 
     async def probe_once(self, t: Tracked) -> None:
         """Probe one on_demand camera and apply the verdict."""
         camera = t.camera
-        spec = camera.streams.sub or camera.streams.main  # the sub stream is cheaper to open
-        async with self._redis_slots:
-            creds = await self.registry.credentials(camera.id)
-        url = with_credentials(
-            spec.url, creds.username if creds else None, creds.password.get_secret_value() if creds else None
-        )
-        running = asyncio.ensure_future(self.prober(camera, url))
+        spec = getattr(camera.streams, _probed_stream(camera))
+        running = asyncio.ensure_future(self.prober(camera, spec.url))
         try:
             result = await self._within_deadline(camera, running)
             self.probes_done += 1

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ingest.errors import classify
-from ingest.source import SourceOptions, Transport, open_options
+from ingest.errors import Reason, classify
+from ingest.netpolicy import NetworkPolicy
+from ingest.source import Login, SourceOptions, Transport, open_options, target_url
+from ingest.url import UrlError
 from videohub.health.metrics import Frame
 
 log = logging.getLogger(__name__)
@@ -48,14 +50,30 @@ SILENCE_SECONDS = 2.0
 all a probe may overrun its deadline by: a read under way when the deadline passes ends within it."""
 
 
-def probe(url: str, *, transport: Transport = "tcp", timeout: float = 10.0, width: int = 160) -> ProbeResult:
+def probe(
+    url: str,
+    *,
+    transport: Transport = "tcp",
+    timeout: float = 10.0,
+    width: int = 160,
+    login: Login | None = None,
+    policy: NetworkPolicy | None = None,
+    allow_files: bool = True,
+) -> ProbeResult:
     """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises.
+
+    The URL goes through ingest's check before anything is opened (``ingest.source.target_url``):
+    one that fails is the probe result ``blocked``, without a connection.
 
     ``timeout`` is one deadline for the whole probe: connect, RTSP handshake and the wait for a
     keyframe. The thread is back by ``timeout + SILENCE_SECONDS`` whatever the camera does, even
     when packets keep arriving (audio only, or video without a keyframe).
     """
     started = time.monotonic()
+    try:
+        url = target_url(url, login, policy, allow_files=allow_files)
+    except UrlError:
+        return ProbeResult(None, Reason.BLOCKED.value, time.monotonic() - started)
     deadline = started + timeout
     # av.open runs two steps, each bounded by PyAV's open timeout: the RTSP handshake, then the
     # stream analysis. Half the deadline each, and at most 5 s: a camera that does not answer the
@@ -129,6 +147,14 @@ def probe(url: str, *, transport: Transport = "tcp", timeout: float = 10.0, widt
 
 
 async def probe_async(
-    url: str, *, transport: Transport = "tcp", give_up_after: float = 10.0, width: int = 160
+    url: str,
+    *,
+    transport: Transport = "tcp",
+    give_up_after: float = 10.0,
+    width: int = 160,
+    login: Login | None = None,
+    policy: NetworkPolicy | None = None,
 ) -> ProbeResult:
-    return await asyncio.to_thread(probe, url, transport=transport, timeout=give_up_after, width=width)
+    return await asyncio.to_thread(
+        probe, url, transport=transport, timeout=give_up_after, width=width, login=login, policy=policy
+    )

@@ -5,7 +5,9 @@ settings, starts ``always_on`` streams at ``start()``, starts ``on_demand`` stre
 subscriber and stops them ``on_demand_idle`` seconds after the last one leaves (go2rtc's Stream:
 the first consumer starts the producer). It follows ``registry.changes()`` so adding, editing,
 disabling or deleting a camera takes effect without a restart, with a periodic resync as a safety
-net. Credentials are read from the registry each time a source starts and never kept in a URL.
+net. Each stream's secrets are read from the registry each time a source starts and handed to it as a
+``Login`` bound to the endpoint they were given for, never kept in a URL; the Source checks the URL
+against the registry's network policy before every open.
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ingest.handoff import Handoff
+from ingest.netpolicy import NetworkPolicy
 from ingest.normalize import Ceiling, StreamInfo
 from ingest.packet import Packet
 from ingest.reconnect import BackoffPolicy, State, Transition
 from ingest.source import Login, Source, SourceOptions
 from ingest.stats import StatsSnapshot
-from ingest.url import redact
+from ingest.url import PLACEHOLDER, redact
 from videohub.aio import cancel_and_wait, checkpoint
 from videohub.errors import NotFound, Unavailable
 from videohub.hub.feed import Feed, FeedClosed, FeedInfo, Subscription
 from videohub.hub.snapshot import NoPicture, SnapshotCache
-from videohub.models import Camera, Credentials, StreamSpec
+from videohub.models import Camera, CameraStream
 from videohub.registry import RegistryChange
 from videohub.settings.ingest import IngestSettings
 from videohub.store import OUTAGE, OutageLog
+from videohub.stream_secrets import StreamSecrets
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ class CameraSource(Protocol):
 
     async def get(self, camera_id: str) -> Camera | None: ...
     async def all(self) -> list[Camera]: ...
-    async def credentials(self, camera_id: str) -> Credentials | None: ...
+    async def secrets(self, camera: Camera, stream: str) -> StreamSecrets | None: ...
     def changes(self) -> AsyncIterator[RegistryChange]: ...
 
 
@@ -66,9 +70,17 @@ class FeedStats:
     """Stats of the current (or, when idle, the last) ingest session."""
 
 
-def source_options(settings: IngestSettings, transport: str) -> SourceOptions:
+def source_options(
+    settings: IngestSettings,
+    transport: str,
+    policy: NetworkPolicy | None = None,
+    *,
+    allow_files: bool = True,
+) -> SourceOptions:
     transcode = settings.transcode
     return SourceOptions(
+        policy=policy,
+        allow_files=allow_files,
         transport="udp" if transport == "udp" else "tcp",
         open_timeout=settings.open_timeout,
         read_timeout=settings.read_timeout,
@@ -94,7 +106,7 @@ class _Runner:
     """One camera stream inside the hub: its Feed, its Source while running, its idle timer."""
 
     feed: Feed
-    spec: StreamSpec
+    spec: CameraStream
     always_on: bool
     source: Source | None = None
     login: Login | None = None
@@ -112,9 +124,19 @@ class _Entry:
 class FeedManager:
     """Owns every Feed and ingest thread of this worker. Start with ``start()``, end with ``close()``."""
 
-    def __init__(self, settings: IngestSettings, registry: CameraSource) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        registry: CameraSource,
+        *,
+        policy: NetworkPolicy | None = None,
+        allow_files: bool = True,
+    ) -> None:
+        """``policy``: where URLs may point (the registry's); ``allow_files``: open file:// sources."""
         self.settings = settings
         self._registry = registry
+        self._policy = policy
+        self._allow_files = allow_files
         self._cameras: dict[str, _Entry] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
@@ -249,9 +271,8 @@ class FeedManager:
             for name in list(entry.runners):
                 self._drop_runner(entry, name, "the camera was disabled")
             return
-        login = await self._login(camera.id) if camera.has_credentials else None
         for name in STREAMS:
-            spec: StreamSpec | None = getattr(camera.streams, name)
+            spec: CameraStream | None = getattr(camera.streams, name)
             runner = entry.runners.get(name)
             if spec is None:
                 if runner is not None:
@@ -261,6 +282,7 @@ class FeedManager:
             if runner is None:
                 runner = self._new_runner(camera.id, name, spec, always_on)
                 entry.runners[name] = runner
+            login = await self._login(camera, name, spec)
             changed = spec != runner.spec or login != runner.login
             runner.spec, runner.always_on = spec, always_on
             if runner.source is not None and changed:
@@ -272,13 +294,19 @@ class FeedManager:
             elif not wanted and runner.source is not None and runner.idle is None:
                 self._schedule_idle(runner)
 
-    async def _login(self, camera_id: str) -> Login | None:
-        creds = await self._registry.credentials(camera_id)
-        if creds is None:
+    async def _login(self, camera: Camera, name: str, spec: CameraStream) -> Login | None:
+        """The stream's secrets, bound to their endpoint (no Redis read for a stream without any)."""
+        if not spec.has_credentials and PLACEHOLDER not in spec.url:
             return None
-        return Login(creds.username, creds.password.get_secret_value())
+        found = await self._registry.secrets(camera, name)
+        return found.login() if found is not None else None
 
-    def _new_runner(self, camera_id: str, name: str, spec: StreamSpec, always_on: bool) -> _Runner:
+    def _options(self, runner: _Runner) -> SourceOptions:
+        return source_options(
+            self.settings, runner.spec.transport, self._policy, allow_files=self._allow_files
+        )
+
+    def _new_runner(self, camera_id: str, name: str, spec: CameraStream, always_on: bool) -> _Runner:
         buffer = self.settings.subscriber_buffer
         feed = Feed(
             camera_id,
@@ -327,7 +355,7 @@ class FeedManager:
             on_state=on_state,
             on_info=on_info,
             login=login,
-            options=source_options(self.settings, runner.spec.transport),
+            options=self._options(runner),
             handoff=self._handoff,
             # Feed.publish is thread-safe: packets nobody watches never wake the loop.
             packets_in_thread=True,
@@ -341,7 +369,7 @@ class FeedManager:
         assert runner.source is not None
         runner.login = login
         runner.feed.reset()
-        runner.source.restart(runner.spec.url, login, source_options(self.settings, runner.spec.transport))
+        runner.source.restart(runner.spec.url, login, self._options(runner))
 
     def _stop_source(self, runner: _Runner) -> None:
         source = runner.source
@@ -413,7 +441,7 @@ class FeedManager:
                 runner.idle = None
             if runner.source is None:
                 try:
-                    login = await self._login(entry.camera.id) if entry.camera.has_credentials else None
+                    login = await self._login(entry.camera, stream, runner.spec)
                 except BaseException:
                     subscription.close()
                     raise

@@ -10,7 +10,12 @@ from videohub.services import Services
 
 async def hub_startup(svc: Services, stack: AsyncExitStack) -> None:
     """Start ingesting (always_on cameras now, on_demand ones when watched); sets ``svc.hub``."""
-    manager = FeedManager(svc.settings.ingest, svc.registry)
+    manager = FeedManager(
+        svc.settings.ingest,
+        svc.registry,
+        policy=svc.registry.network_policy,
+        allow_files=svc.settings.demo.allow_test_sources,
+    )
     stack.push_async_callback(manager.close)
     await manager.start()
     svc.hub = manager

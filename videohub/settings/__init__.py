@@ -73,10 +73,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _unique_lines(self) -> Settings:
         seen: set[str] = set()
+        prefixes: set[str] = set()
         for line in self.lines:
             if line.id in seen:
                 raise ValueError(f"lines: duplicate line id {line.id!r}")
+            if line.prefix in prefixes:
+                raise ValueError(f"lines: line {line.id!r} has the id_prefix {line.prefix!r} of another line")
             seen.add(line.id)
+            prefixes.add(line.prefix)
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
         return self

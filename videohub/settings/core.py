@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from videohub.settings.http import HttpLimitSettings
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def default_id_prefix(line_id: str) -> str:
+    """The camera id prefix of a line that configures none: its id without '_', cut to 8."""
+    return line_id.replace("_", "")[:8]
 
 
 class Section(BaseModel):
@@ -60,6 +66,23 @@ class LineSettings(Section):
     name_zh: str = Field(min_length=1, max_length=32, description="Chinese name shown in the UI, e.g. 公安.")
     name_en: str = Field(min_length=1, max_length=64, description="English name.")
     color: str = Field(description="Colour used for the line's tiles and badges, #rrggbb.")
+    id_prefix: str | None = Field(
+        None,
+        description="Camera ids of this line start with '<id_prefix>-' (1-8 lowercase letters and "
+        "digits); a line admin's ids must, and no other line's may. Default: the line id without '_', "
+        "cut to 8 characters.",
+    )
+
+    @property
+    def prefix(self) -> str:
+        return self.id_prefix or default_id_prefix(self.id)
+
+    @field_validator("id_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and not _PREFIX.match(value):
+            raise ValueError("must be 1-8 lowercase letters and digits, starting with a letter")
+        return value
 
     @field_validator("id")
     @classmethod

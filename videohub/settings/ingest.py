@@ -6,9 +6,13 @@ cameras stop 30 s after their last viewer, transcoded feeds stay within 720p / 1
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ingest.netpolicy import DEFAULT_NETWORKS
 
 
 class _Section(BaseModel):
@@ -54,6 +58,13 @@ StreamName = Literal["main", "sub"]
 
 def _main_only() -> list[StreamName]:
     return ["main"]
+
+
+def _default_networks() -> list[str]:
+    return list(DEFAULT_NETWORKS)
+
+
+_HOST_PATTERN = re.compile(r"^[a-z0-9_*?.:\[\]-]{1,253}$")
 
 
 class IngestSettings(_Section):
@@ -137,6 +148,47 @@ class IngestSettings(_Section):
         description="Seconds between full comparisons of running feeds with the registry (a safety net "
         "behind the live change feed).",
     )
+    allowed_networks: list[str] = Field(
+        default_factory=_default_networks,
+        max_length=256,
+        description="CIDR ranges camera URLs may point at (every address a name resolves to must be in "
+        "one). Default: RFC 1918, loopback and link-local. The service's own HTTP port and its Redis are "
+        "refused whatever this says.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=256,
+        description="If not empty, camera URL hosts must also match one of these names or patterns "
+        "(fnmatch, e.g. '*.cam.meili.local' or '10.20.*').",
+    )
+    max_cameras_per_line: int = Field(
+        5000, ge=1, le=100_000, description="Cameras one line may register (POST and CSV import)."
+    )
+    max_always_on_streams: int = Field(
+        512,
+        ge=0,
+        le=20_000,
+        description="always_on streams (each an ingest thread, pulled continuously) the registry accepts "
+        "for this node; on_demand cameras do not count.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not a CIDR range ({exc})") from None
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _HOST_PATTERN.match(item.lower()):
+                raise ValueError(f"{item!r} is not a host name or pattern")
+        return [item.lower() for item in value]
 
     @model_validator(mode="after")
     def _check(self) -> IngestSettings:
