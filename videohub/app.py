@@ -114,6 +114,7 @@ def build_app(
             if own_store:
                 stack.push_async_callback(active.close)
             svc = Services.create(settings, active)
+            stack.callback(svc.users.close)  # the password threads
             app.state.services = svc
             await ensure_admin(svc)
             for startup in startups if startups is not None else default_startups():

@@ -41,5 +41,5 @@ class Services:
                 redis, settings.line_ids, allow_test_sources=settings.demo.allow_test_sources
             ),
             users=UserStore(redis, settings.auth, settings.line_ids),
-            audit=AuditLog(redis),
+            audit=AuditLog(redis, settings.audit.retention_days),
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import make_settings
-from tests.fixtures.service import ADMIN_PASSWORD, VideohubService
+from tests.fixtures.service import ADMIN_PASSWORD, USER_PASSWORD, VideohubService
 from videohub.errors import Conflict
 from videohub.store import Store
 from videohub.users import UserStore
@@ -44,7 +44,9 @@ async def test_two_admins_deleting_each_other_at_once_leave_one(
     async with httpx.AsyncClient(base_url=svc.base_url, timeout=30.0) as client:
         for round_ in range(8):
             rival = f"rival{round_}"
-            rival_token = await asyncio.to_thread(svc.create_user, rival, "admin")
+            body = {"username": rival, "password": USER_PASSWORD, "role": "admin"}
+            await asyncio.to_thread(svc.call, "POST", "/api/users", token=token, json=body, expect=201)
+            rival_token = await asyncio.to_thread(svc.login, rival, USER_PASSWORD)
             # Each deletes the other at the same moment.
             first, second = await asyncio.gather(
                 client.delete(f"/api/users/{rival}", headers={"Authorization": f"Bearer {token}"}),

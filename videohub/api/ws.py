@@ -6,9 +6,10 @@ the first client message authenticates: ``{"type":"auth","token":...}``. Then
 answers ``{"type":"ready","user":...}`` and pushes ``{"type":"wall","wall":{...}}`` (the current wall
 on subscribe, then every change from any worker via Redis pub/sub), ``{"type":"alert",...}`` and
 ``{"type":"health",...}`` (a line admin only its line's) and ``{"type":"presets"}`` (the preset list
-changed: reload it). Each connection has a bounded outbox: a
-slow socket loses its oldest events (counted), never blocks the others. The socket closes with 4401
-when the token expires or is revoked.
+changed: reload it). A line admin's walls hide other lines' cameras, as over HTTP. Each connection
+has a bounded outbox: a slow socket loses its oldest events (counted), never blocks the others. The
+socket closes with 4401 when the login of its token ends (logout, expiry, revocation; a token renewed
+by refresh carries the socket on).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from redis.exceptions import RedisError
 
 from videohub.aio import checkpoint
 from videohub.models import User
-from videohub.policy import can_see_line
+from videohub.policy import can_see_line, visible_lines
 from videohub.services import Services
-from videohub.walls import CHANNEL, WallStore
+from videohub.walls import CHANNEL, Wall, WallStore, visible_wall
 from videohub.walls.models import WALL_ID
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ router = APIRouter()
 
 AUTH_TIMEOUT = 10.0
 OUTBOX = 256
-TOKEN_CHECK_SECONDS = 5.0
+TOKEN_CHECK_SECONDS = 2.0
 MAX_WALL_TOPICS = 16
 CLOSE_UNAUTHORIZED = 4401
 
@@ -133,7 +134,7 @@ class LiveConnection:
                 return
             self.walls.add(wall_id)
             wall = await WallStore(self.svc.store.redis).get(wall_id)
-            self.push({"type": "wall", "wall": wall.model_dump(mode="json")})
+            self.push({"type": "wall", "wall": await self._visible(wall.model_dump(mode="json"))})
         elif topic in ("alerts", "health"):
             self.topics.add(topic)
             self._start(topic)
@@ -175,7 +176,14 @@ class LiveConnection:
                 if "presets" in self.topics:
                     self.push({"type": "presets"})
             elif wall.get("id") in self.walls:
-                self.push({"type": "wall", "wall": wall})
+                self.push({"type": "wall", "wall": await self._visible(wall)})
+
+    async def _visible(self, wall: dict[str, Any]) -> dict[str, Any]:
+        # A line admin gets other lines' cameras hidden, as over HTTP (videohub.walls.visibility).
+        if visible_lines(self.user) is None:
+            return wall
+        view = await visible_wall(self.user, Wall.model_validate(wall), self.svc.registry)
+        return view.model_dump(mode="json")
 
     async def _alert_loop(self, live: Any) -> None:
         async with live.subscribe() as sub:
@@ -199,10 +207,12 @@ class LiveConnection:
                     self.push({"type": "health", **transition.as_dict()})
 
     async def _token_loop(self) -> None:
+        # The socket lives as long as its token's login: a renewed token carries it on.
+        found = await self.svc.users.authenticate(self.token)
         while True:
             checkpoint()
             await asyncio.sleep(TOKEN_CHECK_SECONDS)
-            if await self.svc.users.user_for_token(self.token) is None:
+            if found is None or not await self.svc.users.alive([found[1]]):
                 with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                     await self.ws.close(CLOSE_UNAUTHORIZED, "token expired or revoked")
                 raise _Disconnected

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from videohub.resources import default_config_path
+from videohub.settings.audit import AuditSettings
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
 from videohub.settings.health import AlertSettings, HealthSettings
 from videohub.settings.ingest import IngestSettings
@@ -22,6 +23,7 @@ from videohub.settings.webrtc import WebRTCSettings
 
 __all__ = [
     "AlertSettings",
+    "AuditSettings",
     "AuthSettings",
     "ConfigError",
     "DemoSettings",
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings, description="WHEP playback.")
     health: HealthSettings = Field(default_factory=HealthSettings, description="Feed health checks.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts and their delivery.")
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit trail.")
 
     @model_validator(mode="after")
     def _unique_lines(self) -> Settings:
