@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from tests.fixtures.browser import login, screenshot
 from tests.fixtures.service import USER_PASSWORD, VideohubService
@@ -96,7 +96,7 @@ def test_walls_and_presets_hide_other_lines_cameras(setup: Setup) -> None:
     assert put.status_code == 403 and s.other not in put.text
 
 
-def _next_wall(ws: Any) -> dict[str, Any]:
+def _next_wall(ws: ClientConnection) -> dict[str, Any]:
     while True:
         message: dict[str, Any] = json.loads(ws.recv(timeout=10))
         if message["type"] == "wall":
