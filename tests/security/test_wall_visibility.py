@@ -145,3 +145,8 @@ def test_the_display_shows_no_permission(setup: Setup, browser_page: Page) -> No
     page.reload()
     expect(page.locator("[data-testid=tile-1] .tile-name")).to_have_text("No permission")
     screenshot(page, "display_no_permission_en")
+    # The console (read-only for a line admin) draws the same wall the same way.
+    page.goto(f"{s.svc.base_url}/?wall={s.wall}")
+    expect(page.locator("#wall [data-testid=tile-1] .tile-name")).to_have_text("No permission")
+    expect(page.locator("#wall [data-testid=tile-0]")).to_have_attribute("data-camera", s.own)
+    assert s.other not in page.content()
