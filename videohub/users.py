@@ -5,10 +5,12 @@ check passes the throttle first (``videohub.login_throttle``). Tokens are 32 ran
 SHA-256 is stored (a token is high-entropy, so a fast hash is the right tool), with a Redis TTL as
 expiry.
 
-Each login starts a lineage, ``vh:login:<id>``: the digests of the tokens that login has had. A token
-renewed by refresh belongs to the same login, so what a token started (a viewing session, a /ws)
-lives while any token of its login is valid, and ends when the login is logged out, expires, or the
-user's tokens are revoked (password change, deletion).
+Each login starts a lineage, ``vh:login:<id>``: the digests of the tokens that login has had, by the
+time they were issued. A token renewed by refresh belongs to the same login, so what a token started
+(a viewing session, a /ws) lives while any token of its login is valid, and ends when the login's
+newest token is logged out or expires, or the user's tokens are revoked (password change, deletion).
+Logging out a token also ends the login's older tokens (one still in its grace minute), never a
+newer one: a superseded token that is logged out is only that token ending early.
 """
 
 from __future__ import annotations
@@ -227,7 +229,7 @@ class UserStore:
             )
             pipe.sadd(tokens, digest)
             pipe.expire(tokens, ttl)
-            pipe.sadd(key("login", lineage), digest)
+            pipe.zadd(key("login", lineage), {digest: time.time()})
             pipe.expire(key("login", lineage), ttl)
             await pipe.execute()
         return token, datetime.fromtimestamp(expires, UTC)
@@ -261,7 +263,7 @@ class UserStore:
         if logins:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for login in logins:
-                    pipe.smembers(key("login", login))
+                    pipe.zrange(key("login", login), 0, -1)
                 members = {login: set(m) for login, m in zip(logins, await pipe.execute(), strict=True)}
         digests = sorted({d for m in members.values() for d in m} | {r.digest for r in refs if not r.login})
         valid: set[str] = set()
@@ -293,18 +295,21 @@ class UserStore:
         return new, expires, user
 
     async def revoke_token(self, token: str) -> TokenRef | None:
-        """Log out: end ``token`` and every other token of its login (one still in its grace too)."""
+        """Log out ``token``: it and the older tokens of its login end (see the module docstring)."""
         digest = _token_digest(token)
         raw = await self._redis.get(key("token", digest))
         data: dict[str, Any] = json.loads(raw) if raw else {}
         login = data.get("l")
         digests = {digest}
         if login:
-            digests |= set(await self._redis.smembers(key("login", login)))
+            lineage = key("login", login)
+            issued = await self._redis.zscore(lineage, digest)
+            if issued is not None:
+                digests |= set(await self._redis.zrangebyscore(lineage, "-inf", issued))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(*(key("token", d) for d in digests))
             if login:
-                pipe.delete(key("login", login))
+                pipe.zrem(key("login", login), *digests)
             if data.get("u"):
                 pipe.srem(key("user", data["u"], "tokens"), *digests)
             await pipe.execute()

@@ -52,12 +52,13 @@ async def refresh(request: Request, user: CurrentUser, svc: ServicesDep) -> Toke
 
 @router.post("/logout", status_code=204)
 async def logout(request: Request, login: CurrentLogin, svc: ServicesDep) -> None:
-    """End this login: its token, any older one still in its grace, and the viewing sessions and /ws
-    it started (here at once, on other workers within their rights sweep)."""
+    """End this token and its login's older ones (one still in its grace). Unless the login has a
+    newer token, the viewing sessions and /ws it started end too (here at once, on other workers
+    within their rights sweep)."""
     token = bearer_token(request)
     if token:
         await svc.users.revoke_token(token)
-    if svc.sessions is not None:
+    if svc.sessions is not None and not await svc.users.alive([login.token]):
         await svc.sessions.close_for_token(login.token)
     await svc.audit.record(
         login.user.username, "auth.logout", login.user.username, None, {"address": client_address(request)}
