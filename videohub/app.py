@@ -167,6 +167,7 @@ def build_app(
                 await stack.enter_async_context(active.supervised(settings.store.watchdog_interval_seconds))
             svc = Services.create(settings, active)
             svc.live = await stack.enter_async_context(LiveHub(active, settings.ws))
+            stack.callback(svc.users.close)  # the password threads
             app.state.services = svc
             await ensure_admin(svc)
             await svc.registry.migrate()  # records of older versions, before ingest reads them

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from videohub.audit import AuditLog
 from videohub.errors import VideohubError
 from videohub.models import ROLES
 from videohub.settings import ConfigError, Settings, load_settings
@@ -22,6 +23,8 @@ from videohub.users import UserStore
 from videohub.valkey import EmbeddedValkey
 
 log = logging.getLogger("videohub.cli")
+
+CLI_ACTOR = "cli"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -129,13 +132,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_users(settings: Settings, action: Callable[[UserStore], Awaitable[int]]) -> int:
-    """Run ``action`` on the users store: external Redis, the running embedded Valkey, or a temporary one."""
+async def _with_users(settings: Settings, action: Callable[[UserStore, AuditLog], Awaitable[int]]) -> int:
+    """Run ``action`` on the users store and the audit trail: external Redis, the running embedded
+    Valkey, or a temporary one."""
     url = settings.redis_url or EmbeddedValkey.running_url(settings.server.data_dir)
     store = await Store.open(url, settings.server.data_dir, settings.store)
+    users = UserStore(store.redis, settings.auth, settings.line_ids)
     try:
-        return await action(UserStore(store.redis, settings.auth, settings.line_ids))
+        return await action(users, AuditLog(store.redis, settings.audit.retention_days))
     finally:
+        users.close()
         await store.close()
 
 
@@ -151,18 +157,22 @@ def _read_password(args: argparse.Namespace) -> str:
 def cmd_user(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
-    async def run(users: UserStore) -> int:
+    # Changes made here are audited like the API's, with the actor "cli" (whoever runs it on the host).
+    async def run(users: UserStore, audit: AuditLog) -> int:
         if args.user_cmd == "add":
             user = await users.create(args.username, _read_password(args), args.role, args.line)
+            await audit.record(CLI_ACTOR, "user.create", user.username, None, user.model_dump(mode="json"))
             print(f"created {user.username} ({user.role}{' ' + user.line if user.line else ''})")
         elif args.user_cmd == "list":
             for user in await users.list():
                 print(f"{user.username}\t{user.role}\t{user.line or '-'}")
         elif args.user_cmd == "remove":
-            await users.delete(args.username)
+            removed = await users.delete(args.username)
+            await audit.record(CLI_ACTOR, "user.delete", args.username, removed.model_dump(mode="json"), None)
             print(f"removed {args.username}")
         elif args.user_cmd == "passwd":
             await users.set_password(args.username, _read_password(args))
+            await audit.record(CLI_ACTOR, "user.password", args.username, None, None)
             print(f"password changed for {args.username}; their tokens are revoked")
         return 0
 

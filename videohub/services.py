@@ -54,5 +54,5 @@ class Services:
                 ),
             ),
             users=UserStore(redis, settings.auth, settings.line_ids),
-            audit=AuditLog(redis),
+            audit=AuditLog(redis, settings.audit.retention_days),
         )

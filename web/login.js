@@ -20,6 +20,32 @@ registerStrings({
 
 const HOME = { admin: "/", operator: "/", maintenance: "/health", line_admin: "/registry" };
 
+// Where `next` may lead after the login: a path on this site, else nowhere (the role's home page).
+// Browsers read "\" as "/" and drop tabs and newlines in URLs, so "/\evil.example" and "/<tab>/evil"
+// are "//evil…", another host. `next` arrives decoded once (URLSearchParams); it is checked as it is
+// and decoded once more, and the URL it makes must still be on this origin.
+export function safeNext(next) {
+  if (!next) return null;
+  let decoded;
+  try {
+    decoded = decodeURIComponent(next);
+  } catch {
+    return null;
+  }
+  for (const value of [next, decoded]) {
+    if (!value.startsWith("/") || value.startsWith("//")) return null;
+    if (/[\\\u0000-\u001f\u007f]/.test(value)) return null;
+    if (/^\/login(?:[/?#]|$)/.test(value)) return null;
+  }
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return null;
+  }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : null;
+}
+
 function render() {
   applyI18n();
   document.title = `${t("login.submit")} · ${t("app.title")}`;
@@ -37,10 +63,8 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       document.getElementById("username").value.trim(),
       document.getElementById("password").value,
     );
-    const next = new URLSearchParams(location.search).get("next");
-    // Only same-site paths: never bounce a fresh login to another origin.
-    const safe = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/login");
-    location.assign(safe ? next : HOME[user.role] || "/");
+    const next = safeNext(new URLSearchParams(location.search).get("next"));
+    location.assign(next || HOME[user.role] || "/");
   } catch (err) {
     error.textContent = err.status === 429 ? t("login.rate") : t("login.failed");
   }

@@ -5,20 +5,22 @@ import { PlayerState, playWhep } from "/web/common/api.js";
 import { lang, registerStrings, t } from "/web/common/i18n.js";
 
 registerStrings({
-  "zh-CN": { "tile.empty": "空闲", "tile.close": "关闭画面", "tile.tour": "轮巡" },
-  en: { "tile.empty": "Empty", "tile.close": "Close tile", "tile.tour": "Tour" },
+  "zh-CN": { "tile.empty": "空闲", "tile.close": "关闭画面", "tile.tour": "轮巡", "tile.forbidden": "无权限" },
+  en: { "tile.empty": "Empty", "tile.close": "Close tile", "tile.tour": "Tour", "tile.forbidden": "No permission" },
 });
 
 export const TILE_COUNT = { 1: 1, 4: 4, 9: 9, 16: 16, "1+5": 6, "1+7": 8 };
 export const LAYOUTS = ["1", "4", "9", "16", "1+5", "1+7"];
 
 // Which camera each tile shows now: the tile's own camera, or the current step of a tour over it.
+// A camera the user may not see comes without its id (tile {hidden: true}, null in a tour's list):
+// such a tile shows "no permission" (hidden: true).
 export function effectiveTiles(wall, nowSeconds = Date.now() / 1000) {
   const count = TILE_COUNT[wall.layout];
   const tiles = [];
   for (let i = 0; i < count; i++) {
     const tile = wall.tiles[i] || { camera_id: null, stream: "sub" };
-    tiles.push({ camera_id: tile.camera_id, stream: tile.stream || "sub", tour: null });
+    tiles.push({ camera_id: tile.camera_id, stream: tile.stream || "sub", tour: null, hidden: !!tile.hidden });
   }
   for (const tour of wall.tours || []) {
     const started = tour.started_at ?? nowSeconds;
@@ -27,13 +29,20 @@ export function effectiveTiles(wall, nowSeconds = Date.now() / 1000) {
     if (tour.tile === "wall") {
       // Pages through the list: step k shows cameras k*count … k*count+count-1 (wrapping).
       for (let i = 0; i < count; i++) {
-        tiles[i] = { camera_id: tour.cameras[(step * count + i) % n], stream: "sub", tour };
+        const id = tour.cameras[(step * count + i) % n];
+        tiles[i] = { camera_id: id, stream: "sub", tour, hidden: id === null };
       }
     } else if (tour.tile < count) {
-      tiles[tour.tile] = { ...tiles[tour.tile], camera_id: tour.cameras[step % n], tour };
+      const id = tour.cameras[step % n];
+      tiles[tour.tile] = { ...tiles[tour.tile], camera_id: id, tour, hidden: id === null };
     }
   }
   return tiles;
+}
+
+// The tile's state label; a forbidden tile says so in its name already.
+function stateText(state) {
+  return state && state !== "empty" && state !== "forbidden" ? t(`player.${state}`) : "";
 }
 
 export class WallView {
@@ -71,7 +80,7 @@ export class WallView {
       const visible = wall.maximized == null || wall.maximized === i;
       // The maximised tile plays the main stream; the grid plays sub streams (bandwidth, decode).
       const stream = wall.maximized === i ? "main" : tile.stream === "main" && wall.maximized == null ? "main" : "sub";
-      this.updateTile(this.tiles[i], visible ? tile.camera_id : null, stream, visible, tile.tour);
+      this.updateTile(this.tiles[i], visible ? tile.camera_id : null, stream, visible, tile.tour, tile.hidden);
     });
   }
 
@@ -134,10 +143,11 @@ export class WallView {
     tile.el.remove();
   }
 
-  updateTile(tile, cameraId, stream, visible, tour) {
+  updateTile(tile, cameraId, stream, visible, tour, hidden = false) {
     tile.el.classList.toggle("hidden", !visible);
     tile.el.classList.toggle("big", this.wall.maximized === tile.index);
-    const key = cameraId ? `${cameraId}/${stream}` : null;
+    const forbidden = visible && hidden;
+    const key = cameraId ? `${cameraId}/${stream}` : forbidden ? "forbidden" : null;
     if (key !== tile.key) {
       if (tile.player) tile.player.close();
       tile.player = null;
@@ -149,12 +159,13 @@ export class WallView {
         this.showState(tile, tile.player.state);
       } else {
         tile.video.srcObject = null;
-        this.showState(tile, null);
+        this.showState(tile, forbidden ? "forbidden" : null);
       }
     }
     const camera = cameraId ? this.cameras().get(cameraId) : null;
     const line = camera ? this.lines().get(camera.line) : null;
-    tile.el.querySelector(".tile-name").textContent = cameraId ? (camera ? camera.name : cameraId) : t("tile.empty");
+    const empty = forbidden ? t("tile.forbidden") : t("tile.empty");
+    tile.el.querySelector(".tile-name").textContent = cameraId ? (camera ? camera.name : cameraId) : empty;
     const lineEl = tile.el.querySelector(".tile-line");
     lineEl.style.background = line ? line.color : "transparent";
     lineEl.textContent = line ? (lang() === "en" ? line.name_en : line.name_zh) : "";
@@ -166,13 +177,13 @@ export class WallView {
     if (close) close.title = t("tile.close");
     // Re-label the state too: the language may have changed since it was set.
     const state = tile.el.dataset.state;
-    tile.el.querySelector(".tile-state").textContent = state && state !== "empty" ? t(`player.${state}`) : "";
+    tile.el.querySelector(".tile-state").textContent = stateText(state);
   }
 
   showState(tile, state) {
     tile.el.dataset.state = state || "empty";
     const label = tile.el.querySelector(".tile-state");
-    label.textContent = state ? t(`player.${state}`) : "";
+    label.textContent = stateText(state);
     label.className = `tile-state ${state || ""}`;
     tile.el.classList.toggle("interrupted", state === PlayerState.INTERRUPTED);
   }

@@ -53,9 +53,10 @@ async def test_wrong_password_then_rate_limit(api: Api) -> None:
         assert bad.status_code == 401
     blocked = await api.client.post("/api/auth/login", json={"username": "operator", "password": PASSWORD})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
-    # Other users from another address are unaffected... but this address is over its limit too.
+    # The wait is this user's from this address: another user at the same desk still logs in (the
+    # address has a ceiling of its own, 20 failures; see tests/security/test_login_throttle.py).
     other = await api.client.post("/api/auth/login", json={"username": "maintenance", "password": PASSWORD})
-    assert other.status_code == 429
+    assert other.status_code == 200
 
 
 async def test_unknown_user_is_401_like_a_wrong_password(api: Api) -> None:

@@ -97,7 +97,7 @@ async def test_health_endpoints_and_visibility(api: Api) -> None:
 
 async def test_metrics_parse_with_prometheus_parser(api: Api) -> None:
     await alerts_of(api).reconcile("ps1", "public_security", {"offline": ["refused"]})
-    response = await api.client.get("/metrics")
+    response = await api.client.get("/metrics", headers=api.auth("maintenance"))
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     assert "process_cpu_seconds" in families or "process_cpu_seconds_total" in families

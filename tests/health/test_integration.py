@@ -128,7 +128,7 @@ async def test_stopped_camera_raises_exactly_one_offline_alert_and_resolves_it(
     assert transitions[:3] == ["online", "offline", "online"]
 
     async def metrics_show_it_streaming() -> bool:
-        text = (await service.client.get("/metrics")).text
+        text = (await service.client.get("/metrics", headers=service.headers)).text
         families = {f.name: f for f in text_string_to_metric_families(text)}
         states = {
             s.labels["state"]: s.value

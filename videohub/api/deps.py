@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +11,7 @@ from videohub.errors import Unauthorized
 from videohub.models import Camera, User
 from videohub.policy import check_camera_visible
 from videohub.services import Services
+from videohub.users import TokenRef
 
 
 def services(request: Request) -> Services:
@@ -28,18 +30,38 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-async def current_user(request: Request, svc: ServicesDep) -> User:
+@dataclass(frozen=True)
+class Login:
+    """The caller and the token they came with (sessions they start end with that token's login)."""
+
+    user: User
+    token: TokenRef
+
+
+async def current_login(request: Request, svc: ServicesDep) -> Login:
     """The caller, from ``Authorization: Bearer <token>``; 401 when absent, unknown or expired."""
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer token")
-    user = await svc.users.user_for_token(token)
-    if user is None:
+    found = await svc.users.authenticate(token)
+    if found is None:
         raise Unauthorized("invalid or expired token")
-    return user
+    return Login(*found)
+
+
+CurrentLogin = Annotated[Login, Depends(current_login)]
+
+
+async def current_user(login: CurrentLogin) -> User:
+    return login.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the server socket saw it (no proxy header is trusted)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def visible_camera(camera_id: str, user: CurrentUser, svc: ServicesDep) -> Camera:

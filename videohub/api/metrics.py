@@ -2,27 +2,36 @@
 
 Built fresh at each scrape from the live objects (no global metric state to keep in sync, and
 several apps in one test process do not collide). Labels carry camera ids and line ids only, never
-URLs or credentials. Unauthenticated, as Prometheus scrapes are; bind or firewall accordingly.
+URLs or credentials. They still map every camera, line and viewer count, so reading them needs a
+bearer token: an admin's or maintenance user's, or the scrape token ``server.metrics_token`` that
+Prometheus sends (``authorization: {credentials: ...}`` in its scrape config).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import Counter
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from redis.exceptions import RedisError
 
 from videohub.alerts.models import Alert
 from videohub.alerts.service import AlertService
-from videohub.api.deps import ServicesDep
+from videohub.api.deps import ServicesDep, bearer_token
+from videohub.audit import AuditLog
+from videohub.errors import Unauthorized
 from videohub.health.monitor import HealthMonitor
 from videohub.health.state import STATES
+from videohub.policy import check_role
 from videohub.store import OUTAGE
+from videohub.users import UserStore
 
 router = APIRouter(tags=["operations"])
 
@@ -128,7 +137,59 @@ class _Snapshot:
             yield live_drops
 
 
-@router.get("/metrics", include_in_schema=False)
+class _AuthStats:
+    """Login and audit counters of this worker."""
+
+    def __init__(self, users: UserStore, audit: AuditLog, audit_entries: int | None) -> None:
+        self.users = users
+        self.audit = audit
+        self.audit_entries = audit_entries
+
+    def collect(self) -> Iterator[Metric]:
+        checked = CounterMetricFamily("videohub_login_verifications", "Passwords checked at login")
+        checked.add_metric([], float(self.users.verifications))
+        yield checked
+        refused = CounterMetricFamily(
+            "videohub_login_refused",
+            "Logins refused before their password was checked: user (this user from this address must "
+            "wait), address (this address has failed too often), busy (too many checks at once)",
+            labels=["reason"],
+        )
+        refused.add_metric(["user"], float(self.users.throttle.refused.get("user", 0)))
+        refused.add_metric(["address"], float(self.users.throttle.refused.get("address", 0)))
+        refused.add_metric(["busy"], float(self.users.busy_refusals))
+        yield refused
+        failures = CounterMetricFamily(
+            "videohub_audit_write_failures", "Audit entries that could not be written (logged at error level)"
+        )
+        failures.add_metric([], float(self.audit.failures))
+        yield failures
+        if self.audit_entries is not None:
+            entries = GaugeMetricFamily("videohub_audit_entries", "Entries in the audit trail (kept by age)")
+            entries.add_metric([], float(self.audit_entries))
+            yield entries
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+async def metrics_reader(request: Request, svc: ServicesDep) -> None:
+    """401 without a valid bearer token, 403 for roles other than admin and maintenance. The scrape
+    token is compared in constant time (digests, so not even its length shows)."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("missing bearer token")
+    scrape = svc.settings.server.metrics_token
+    if scrape is not None and hmac.compare_digest(_digest(token), _digest(scrape.get_secret_value())):
+        return
+    user = await svc.users.user_for_token(token)
+    if user is None:
+        raise Unauthorized("invalid or expired token")
+    check_role(user, "admin", "maintenance")
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])
 async def metrics(svc: ServicesDep) -> Response:
     monitor = svc.health if isinstance(svc.health, HealthMonitor) else None
     alerts = svc.alerts if isinstance(svc.alerts, AlertService) else None
@@ -148,4 +209,9 @@ async def metrics(svc: ServicesDep) -> Response:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     registry.register(_Snapshot(monitor, alerts, active, (up, svc.store.restarts), parked))
+    try:
+        audit_entries: int | None = await svc.audit.length()
+    except (RedisError, OSError):
+        audit_entries = None
+    registry.register(_AuthStats(svc.users, svc.audit, audit_entries))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

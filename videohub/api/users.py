@@ -1,4 +1,5 @@
-"""User management (admin only)."""
+"""User management (admin only). Every change is audited (never the password); the last admin
+cannot be removed (409)."""
 
 from __future__ import annotations
 
@@ -42,4 +43,7 @@ async def delete_user(username: str, user: CurrentUser, svc: ServicesDep) -> Non
 async def change_password(username: str, body: PasswordChange, user: CurrentUser, svc: ServicesDep) -> None:
     check_role(user, "admin")
     await svc.users.set_password(username, body.password.get_secret_value())
+    if svc.sessions is not None:
+        # Their tokens are revoked: what those tokens started ends now here, elsewhere at the next sweep.
+        await svc.sessions.close_for_user(username, "token_ended")
     await svc.audit.record(user.username, "user.password", username, None, None)

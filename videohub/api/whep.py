@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
+from videohub.api.deps import CurrentLogin, CurrentUser, ServicesDep, VisibleCamera
 from videohub.errors import Forbidden, Unavailable
 from videohub.models import User
 from videohub.services import Services
@@ -102,7 +102,7 @@ async def whep_endpoint_options(request: Request, svc: ServicesDep) -> Response:
 async def whep_offer(
     request: Request,
     camera: VisibleCamera,
-    user: CurrentUser,
+    login: CurrentLogin,
     svc: ServicesDep,
     stream: Annotated[Literal["main", "sub"], Query(description="main or sub stream")] = "main",
 ) -> Response:
@@ -117,7 +117,7 @@ async def whep_offer(
     manager = sessions_of(svc)
     chosen = stream if stream == "main" or camera.streams.sub is not None else "main"
     remote = request.client.host if request.client else None
-    session = await manager.create(user, camera, chosen, offer, remote)
+    session = await manager.create(login.user, camera, chosen, offer, remote, token=login.token)
     headers = {
         "Location": f"/whep/sessions/{session.id}",
         "ETag": session.etag,

@@ -7,8 +7,9 @@ answers ``{"type":"ready","user":...}`` and pushes ``{"type":"wall","wall":{...}
 on subscribe, then every change from any worker via Redis pub/sub), ``{"type":"alert",...}`` and
 ``{"type":"health",...}`` (a line admin only its line's) and ``{"type":"presets"}`` (the preset list
 changed: reload it). Each connection has a bounded outbox: a
-slow socket loses its oldest events (counted), never blocks the others. The socket closes with 4401
-when the token expires or is revoked.
+slow socket loses its oldest events (counted), never blocks the others. A line admin's walls hide
+other lines' cameras, as over HTTP. The socket closes with 4401 when the login of its token ends
+(logout, expiry, revocation; a token renewed by refresh carries the socket on).
 
 Every /ws socket of the process is served by one Redis pub/sub connection (``videohub.live.LiveHub``).
 When Redis becomes unreachable the socket stays open and gets ``{"type":"degraded","redis":"unreachable"}``;
@@ -43,11 +44,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from videohub.aio import checkpoint
 from videohub.live import LiveClient, LiveEvent, LiveFull
 from videohub.models import User
-from videohub.policy import can_see_line
+from videohub.policy import can_see_line, visible_lines
 from videohub.services import Services
 from videohub.settings import WsSettings
 from videohub.store import OUTAGE
-from videohub.walls import WallStore
+from videohub.walls import Wall, WallStore, visible_wall
 from videohub.walls.models import WALL_ID
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ router = APIRouter()
 
 AUTH_TIMEOUT = 10.0
 OUTBOX = 256
-TOKEN_CHECK_SECONDS = 5.0
+TOKEN_CHECK_SECONDS = 2.0
 MAX_WALL_TOPICS = 16
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY_FOR_USER = 4429
@@ -239,7 +240,7 @@ class LiveConnection:
             detail = f"wall {wall_id!r} cannot be read now (the store is unreachable); it follows once back"
             self.push({"type": "error", "status": 503, "detail": detail})
             return False
-        self.push({"type": "wall", "wall": wall.model_dump(mode="json")})
+        self.push({"type": "wall", "wall": await self._visible(wall.model_dump(mode="json"))})
         return True
 
     async def _event_loop(self) -> None:
@@ -254,9 +255,9 @@ class LiveConnection:
                         if not await self._send_wall(wall_id):
                             break
                 continue
-            self._on_message(event)
+            await self._on_message(event)
 
-    def _on_message(self, event: LiveEvent) -> None:
+    async def _on_message(self, event: LiveEvent) -> None:
         try:
             wall = json.loads(event.data)
         except ValueError:
@@ -267,7 +268,14 @@ class LiveConnection:
             if "presets" in self.topics:
                 self.push({"type": "presets"})
         elif wall.get("id") in self.walls:
-            self.push({"type": "wall", "wall": wall})
+            self.push({"type": "wall", "wall": await self._visible(wall)})
+
+    async def _visible(self, wall: dict[str, Any]) -> dict[str, Any]:
+        # A line admin gets other lines' cameras hidden, as over HTTP (videohub.walls.visibility).
+        if visible_lines(self.user) is None:
+            return wall
+        view = await visible_wall(self.user, Wall.model_validate(wall), self.svc.registry)
+        return view.model_dump(mode="json")
 
     async def _alert_loop(self, live: Any) -> None:
         async with live.subscribe() as sub:
@@ -294,10 +302,12 @@ class LiveConnection:
                     self.push({"type": "health", **transition.as_dict()})
 
     async def _token_loop(self) -> None:
+        # The socket lives as long as its token's login: a renewed token carries it on.
+        found = await self.svc.users.authenticate(self.token)
         while True:
             checkpoint()
             await asyncio.sleep(TOKEN_CHECK_SECONDS)
-            if await self.svc.users.user_for_token(self.token) is None:
+            if found is None or not await self.svc.users.alive([found[1]]):
                 with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                     await self.ws.close(CLOSE_UNAUTHORIZED, "token expired or revoked")
                 raise _Disconnected

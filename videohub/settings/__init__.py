@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from videohub.resources import default_config_path
+from videohub.settings.audit import AuditSettings
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
 from videohub.settings.health import AlertSettings, HealthSettings
 from videohub.settings.ingest import IngestSettings
@@ -23,6 +24,7 @@ from videohub.settings.webrtc import WebRTCSettings
 
 __all__ = [
     "AlertSettings",
+    "AuditSettings",
     "AuthSettings",
     "ConfigError",
     "DemoSettings",
@@ -69,6 +71,7 @@ class Settings(BaseSettings):
         default_factory=StoreSettings, description="Redis connection pool and the embedded Valkey's watchdog."
     )
     ws: WsSettings = Field(default_factory=WsSettings, description="Bounds of the /ws live-event sockets.")
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit trail.")
 
     @model_validator(mode="after")
     def _unique_lines(self) -> Settings:

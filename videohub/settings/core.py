@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from videohub.settings.http import HttpLimitSettings
 
@@ -40,6 +40,18 @@ class ServerSettings(Section):
     limits: HttpLimitSettings = Field(
         default_factory=HttpLimitSettings, description="Bodies, timeouts, connections, requests."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a Prometheus scraper sends to read /metrics (set it from the environment, "
+        "VIDEOHUB_SERVER__METRICS_TOKEN). Without it only admin and maintenance tokens may read /metrics.",
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _scrape_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 24 <= len(value.get_secret_value()) <= 256:
+            raise ValueError("must be 24 to 256 characters (a short token can be guessed)")
+        return value
 
 
 class AuthSettings(Section):
@@ -47,10 +59,45 @@ class AuthSettings(Section):
         12 * 3600, ge=60, le=30 * 24 * 3600, description="Lifetime of a bearer token from /api/auth/login."
     )
     login_max_failures: int = Field(
-        5, ge=1, le=1000, description="Failed logins allowed per user and per address within the window."
+        5,
+        ge=1,
+        le=1000,
+        description="Failed logins of one user from one address before each further attempt from there must "
+        "wait 2, 4, 8 … seconds (429, the password is not checked).",
     )
     login_window_seconds: int = Field(
-        300, ge=1, le=86400, description="Window over which failed logins are counted."
+        300,
+        ge=1,
+        le=86400,
+        description="A (user, address) pair's failures are forgotten this long after its last attempt "
+        "(or the end of its wait).",
+    )
+    login_max_delay_seconds: int = Field(
+        900,
+        ge=1,
+        le=86400,
+        description="Longest wait the doubling delay of one (user, address) pair reaches.",
+    )
+    login_address_burst: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="Failed logins one address may have in hand, whatever the user names: beyond it, 429.",
+    )
+    login_address_per_minute: float = Field(
+        6.0, gt=0, le=6000, description="How fast an address's failed logins are forgiven (per minute)."
+    )
+    argon2_workers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Threads that hash and check passwords (each argon2id check holds its memory).",
+    )
+    argon2_queue: int = Field(
+        8,
+        ge=0,
+        le=1000,
+        description="Password checks that may wait for a thread; more at once are answered 503 at once.",
     )
     min_password_length: int = Field(8, ge=4, le=128, description="Shortest password accepted for a user.")
     argon2_time_cost: int = Field(3, ge=1, le=20, description="argon2id iterations for new password hashes.")

@@ -2,6 +2,13 @@
 
 from videohub.walls.models import TILE_COUNT, Preset, PresetCreate, Tile, Tour, Wall, WallSpec
 from videohub.walls.store import CHANNEL, DEFAULT_WALL, WallStore
+from videohub.walls.visibility import (
+    PresetView,
+    WallView,
+    redact_preset_for,
+    redact_wall_for,
+    visible_wall,
+)
 
 __all__ = [
     "CHANNEL",
@@ -9,9 +16,14 @@ __all__ = [
     "TILE_COUNT",
     "Preset",
     "PresetCreate",
+    "PresetView",
     "Tile",
     "Tour",
     "Wall",
     "WallSpec",
     "WallStore",
+    "WallView",
+    "redact_preset_for",
+    "redact_wall_for",
+    "visible_wall",
 ]

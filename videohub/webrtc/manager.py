@@ -29,6 +29,7 @@ from videohub.aio import checkpoint
 from videohub.errors import NotFound, RateLimited, Unavailable, VideohubError
 from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
+from videohub.users import TokenRef
 from videohub.webrtc.candidates import CandidateKey, CandidatePolicy, candidate_key, sdp_candidate
 from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
 from videohub.webrtc.offer import InvalidOffer, TrickleFragment, clean_offer, validate_offer
@@ -158,9 +159,17 @@ class SessionManager:
         return packet
 
     async def create(
-        self, user: User, camera: Camera, stream: str, offer_sdp: str, remote: str | None = None
+        self,
+        user: User,
+        camera: Camera,
+        stream: str,
+        offer_sdp: str,
+        remote: str | None = None,
+        *,
+        token: TokenRef | None = None,
     ) -> WhepSession:
-        """Answer a WHEP offer. Raises InvalidOffer (400), Unavailable (503)."""
+        """Answer a WHEP offer. Raises InvalidOffer (400), Unavailable (503). ``token``: the caller's
+        token, with which the session ends (see ``videohub.webrtc.startup.sweep_rights``)."""
         if self._closed:
             raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
         self._admit(user.username)
@@ -171,7 +180,7 @@ class SessionManager:
         self._pending += 1
         self._creating[user.username] += 1
         try:
-            session = await self._create(user, camera, stream, offer_sdp, remote)
+            session = await self._create(user, camera, stream, offer_sdp, remote, token)
         finally:
             self._pending -= 1
             self._creating[user.username] -= 1
@@ -227,7 +236,13 @@ class SessionManager:
         return cleaned, kept
 
     async def _create(
-        self, user: User, camera: Camera, stream: str, offer_sdp: str, remote: str | None
+        self,
+        user: User,
+        camera: Camera,
+        stream: str,
+        offer_sdp: str,
+        remote: str | None,
+        token: TokenRef | None,
     ) -> WhepSession:
         try:
             subscription = await self._feeds.subscribe(camera, stream)
@@ -278,6 +293,7 @@ class SessionManager:
                 stream=stream,
                 started_at=datetime.now(UTC),
                 remote=remote,
+                token=token,
             )
             session = WhepSession(
                 record=record,
@@ -362,6 +378,17 @@ class SessionManager:
     async def close_for_user(self, username: str, reason: str = "rights_revoked") -> int:
         """End every session of ``username`` (deleted, role or line changed). Returns how many."""
         return await self._end_where(lambda s: s.record.user == username, reason)
+
+    async def close_for_token(self, token: TokenRef, reason: str = "token_ended") -> int:
+        """End every session started with a token of ``token``'s login (logged out)."""
+
+        def started_by(s: WhepSession) -> bool:
+            mine = s.record.token
+            if mine is None:
+                return False
+            return mine.login == token.login if token.login else mine.digest == token.digest
+
+        return await self._end_where(started_by, reason)
 
     async def close_for_camera(self, camera_id: str, reason: str = "camera_removed") -> int:
         """End every session on ``camera_id`` (deleted, disabled, moved to another line)."""

@@ -12,6 +12,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpSender
 from pydantic import BaseModel, Field
 
+from videohub.users import TokenRef
 from videohub.webrtc.candidates import CandidateKey
 from videohub.webrtc.offer import TrickleFragment
 from videohub.webrtc.sender import PassthroughSender
@@ -41,6 +42,9 @@ class SessionRecord:
     end_reason: str | None = None
     remote: str | None = None
     """The player's address as the HTTP server saw it."""
+    token: TokenRef | None = None
+    """The token that started the session (its digest and login, never the token): the session ends
+    with that login. Kept out of the audit trail and the sessions API."""
 
     @property
     def duration_seconds(self) -> float:

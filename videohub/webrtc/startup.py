@@ -21,7 +21,9 @@ from videohub.webrtc.source import FeedSource
 
 log = logging.getLogger(__name__)
 
-RIGHTS_INTERVAL = 5.0
+# How often sessions are checked against users, cameras and tokens: a logout, an expired token or a
+# revoked right ends playback within this (plus the check itself) on every worker.
+RIGHTS_INTERVAL = 2.0
 AUDIT_ACTION = "whep.session"
 
 
@@ -35,22 +37,28 @@ def audit_hook(svc: Services) -> SessionEndHook:
 
 
 async def sweep_rights(svc: Services, manager: SessionManager) -> int:
-    """End sessions whose viewer or camera is gone, or whose viewer may no longer see the camera.
+    """End sessions whose viewer, token or camera is gone, or whose viewer may no longer see the camera.
 
-    Covers user deletion and role/line changes (users publish no change events) and camera deletion,
-    disabling or a move to another line, whoever made the change. Returns how many ended.
+    Covers user deletion and role/line changes (users publish no change events), the end of the
+    login that started the session (logout, expiry, tokens revoked by a password change, from any
+    worker or the CLI) and camera deletion, disabling or a move to another line, whoever made the
+    change. Returns how many ended.
     """
     ended = 0
-    users = {s.record.user for s in manager.live()}
-    cameras = {s.record.camera_id for s in manager.live()}
+    live = manager.live()
+    users = {s.record.user for s in live}
+    cameras = {s.record.camera_id for s in live}
     viewers = {name: await svc.users.get(name) for name in users}
     cams = {cid: await svc.registry.get(cid) for cid in cameras}
-    for session in manager.live():
+    tokens = await svc.users.alive({s.record.token for s in live if s.record.token is not None})
+    for session in live:
         user = viewers.get(session.record.user)
         camera = cams.get(session.record.camera_id)
         reason = None
         if user is None:
             reason = "user_removed"
+        elif session.record.token is not None and session.record.token not in tokens:
+            reason = "token_ended"
         elif camera is None:
             reason = "camera_removed"
         elif not camera.enabled:
