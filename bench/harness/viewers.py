@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -130,7 +131,7 @@ def accept_h264_high() -> None:
             parameters={
                 "level-asymmetry-allowed": "1",
                 "packetization-mode": "1",
-                "profile-level-id": "640c1f",
+                "profile-level-id": "64001f",
             },
         )
     )
@@ -247,6 +248,60 @@ async def view(count: int, decode: bool, *, answer: bool = False, address: str |
         task.cancel()
     for pc in pcs.values():
         await pc.close()
+
+
+class Player:
+    """One decoding aiortc peer in the calling process, for time to first frame.
+
+    WHEP: ``offer()``, hand it to the server, ``accept(answer)``. Janus: ``answer(offer)``, hand it to
+    the server. Then ``first_frame()`` waits for the first decoded picture. Call ``only_address`` and
+    ``accept_h264_high`` first where the server needs them (they patch the process's aiortc).
+    """
+
+    def __init__(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc.mediastreams import MediaStreamTrack
+
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._track: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+        self.connected_at: float | None = None  # time.monotonic() when ICE and DTLS were done
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if not self._track.done():
+                self._track.set_result(track)
+
+        @self.pc.on("connectionstatechange")
+        def _on_state() -> None:
+            if self.pc.connectionState == "connected" and self.connected_at is None:
+                self.connected_at = time.monotonic()
+
+    async def offer(self) -> str:
+        self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer: str) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def answer(self, offer: str) -> str:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    async def first_frame(self, within: float = 30.0) -> None:
+        """Wait for the first decoded picture (TimeoutError after ``within`` s)."""
+        async with asyncio.timeout(within):
+            track = await self._track
+            await track.recv()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pc.close()
 
 
 # ---- the driver's side ------------------------------------------------------------------------
