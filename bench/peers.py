@@ -682,6 +682,9 @@ def main() -> None:
     except JanusError as exc:
         print(f"peers: Janus: {exc}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("peers: interrupted; service, simulator, Janus and viewers stopped", file=sys.stderr)
+        sys.exit(130)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(x) + "\n" for x in lines))
