@@ -1,7 +1,7 @@
 """The same camera through Janus and through videohub, alternating in one run: the headline comparison.
 
     .venv/bin/python bench/peers.py [--levels none,0,1,10,50,100] [--rounds 2] [--window 10]
-                                    [--ttff-runs 20] [--ttff-gop 4] [--out FILE]
+                                    [--ttff-runs 20] [--chromium-runs 10] [--ttff-gop 4] [--out FILE]
 
 The parts, each its own process on the same 2 cores:
 - the camera: the camera simulator (gst-rtsp-server), the camera of ``bench/fanout_cpu.py``: 1280x720,
@@ -41,9 +41,13 @@ does over RTSP), runs through videohub (an always-on camera: its GOP cache) and 
 two mountpoints, keyframe buffer on and off. Each join is timed from the WHEP POST, or from Janus's
 ``watch`` request (session and handle already made, as a player that is already connected), to the
 first decoded frame at an aiortc player; the three take turns, each join at a random point of the GOP.
-One JSON line per server with p50/p95/max.
+The same joins are then made in Debian's Chromium (``--chromium-runs``): videohub as
+``bench/ttff_chromium.py`` plays it, Janus as its ``janus.js`` would (REST from the page, answer at
+once, candidates trickled), to the first frame shown. One JSON line per player and server with
+p50/p95/max (``bench/harness/first_frame.py``).
 
-``--quick`` is for ``bench/run --quick``: levels none,0,1,10, one round, short windows, 3 joins each.
+``--quick`` is for ``bench/run --quick``: levels none,0,1,10, one round, short windows, 3 aiortc joins
+each, no Chromium.
 """
 
 from __future__ import annotations
@@ -53,49 +57,30 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import httpx
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.harness.first_frame import warm_ttff  # noqa: E402
 from bench.harness.guard import Guard  # noqa: E402
-from bench.harness.janus import (  # noqa: E402
-    Janus,
-    JanusError,
-    JanusSession,
-    Mountpoint,
-    ensure_installed,
-    machine_address,
-)
+from bench.harness.janus import Janus, JanusError, Mountpoint, ensure_installed, machine_address  # noqa: E402
 from bench.harness.procstat import machine_ticks, process_cpu_s  # noqa: E402
-from bench.harness.viewers import (  # noqa: E402
-    PER_PROCESS,
-    Player,
-    Proc,
-    Viewers,
-    accept_h264_high,
-    all_flowing,
-    children,
-    only_address,
-    spawn_viewers,
-)
+from bench.harness.sides import JanusSide, Server, Videohub  # noqa: E402
+from bench.harness.viewers import PER_PROCESS, Viewers, all_flowing, only_address  # noqa: E402
 
 # The camera of bench/fanout_cpu.py (see there why ``noise``: x264 spends its whole 2 Mbit/s budget).
 WIDTH, HEIGHT, FPS, GOP_S, KBPS = 1280, 720, 25, 2, 2000
 CAMERA = "peers"
 TTFF_CAMERA = "peers-ttff"
 SERVERS = ("videohub", "janus-tuned", "janus-shipped")
-KEEPALIVE_S = 20.0  # Janus ends a session after 60 s without a request
 
 
 # Camera URLs carry no query string: Janus's RTSP client appends the SDP's control path after it, and
@@ -107,180 +92,6 @@ def mount(name: str, gop: float) -> str:
         f"{name}:profile=high,width={WIDTH},height={HEIGHT},fps={FPS},gop={gop},"
         f"bitrate={KBPS},bframes=0,pattern=noise"
     )
-
-
-class Server(Protocol):
-    """One side of the comparison, as the driver sees it."""
-
-    @property
-    def name(self) -> str: ...
-
-    def cpu_seconds(self) -> float: ...
-    async def join(self, n: int, decode: bool) -> Proc: ...
-    async def leave(self) -> None: ...
-    async def camera(self, on: bool) -> None: ...
-
-
-class Videohub:
-    """videohub: a real ``videohub serve``; WHEP over HTTP with the admin's token."""
-
-    name = "videohub"
-
-    def __init__(self, service: Any, camera_url: str, address: str) -> None:
-        self.service = service
-        self.pid: int = service._proc.pid  # Popen runs .venv/bin/videohub: the Python process itself
-        self.http = httpx.AsyncClient(base_url=service.base_url, headers=service.auth(), timeout=60)
-        self.camera_url = camera_url
-        self.address = address
-        self.sessions: list[str] = []
-
-    def cpu_seconds(self) -> float:
-        return process_cpu_s(self.pid)
-
-    def valkey_cpu_seconds(self) -> float:
-        return sum(process_cpu_s(pid) for pid in children(self.pid))
-
-    async def join(self, n: int, decode: bool, camera: str = CAMERA) -> Proc:
-        viewer = await spawn_viewers(n, decode, address=self.address)
-        offers = [await viewer.recv() for _ in range(n)]
-        for offer in offers:
-            await viewer.send({"id": offer["id"], "answer": await self.whep(offer["offer"], camera)})
-        return viewer
-
-    async def whep(self, offer: str, camera: str = CAMERA) -> str:
-        response = await self.http.post(
-            f"/whep/{camera}", content=offer, headers={"Content-Type": "application/sdp"}
-        )
-        if response.status_code != 201:
-            raise RuntimeError(f"WHEP POST: {response.status_code} {response.text[:300]}")
-        self.sessions.append(response.headers["Location"])
-        return response.text
-
-    async def leave(self) -> None:
-        """DELETE every session, then wait until the service lists none."""
-        sessions, self.sessions = self.sessions, []
-        for url in sessions:
-            await self.http.delete(url)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            response = await self.http.get("/api/sessions")
-            if response.status_code == 200 and not response.json():
-                return
-            await asyncio.sleep(0.5)
-
-    async def ingest(self, camera: str = CAMERA) -> dict[str, Any] | None:
-        """The camera's ingest counters (``packets`` = access units read), or None without the camera."""
-        response = await self.http.get(f"/api/cameras/{camera}/ingest")
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        stream: dict[str, Any] = response.json()["streams"][0]
-        ingest: dict[str, Any] | None = stream.get("ingest")
-        return ingest if stream.get("state") == "streaming" else None
-
-    async def camera(self, on: bool, camera: str = CAMERA, url: str | None = None) -> None:
-        """Register the camera always-on and wait until it streams, or delete it."""
-        if not on:
-            response = await self.http.delete(f"/api/cameras/{camera}")
-            if response.status_code not in (200, 204, 404):
-                raise RuntimeError(f"DELETE camera: {response.status_code} {response.text[:300]}")
-            return
-        await asyncio.to_thread(self.service.create_camera, camera, url or self.camera_url, mode="always_on")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ingest = await self.ingest(camera)
-            if ingest is not None and ingest.get("fps", 0) >= 0.5 * FPS:
-                return
-            await asyncio.sleep(1)
-        raise RuntimeError(f"videohub does not stream camera {camera} ({url or self.camera_url})")
-
-    async def close(self) -> None:
-        await self.http.aclose()
-
-
-@dataclass
-class JanusSide:
-    """One Janus (as shipped or tuned): its process, the players' REST sessions and their keep-alives."""
-
-    janus: Janus
-    mountpoint: Mountpoint
-    address: str
-    guard: Guard
-    sessions: list[JanusSession] = field(default_factory=list)
-    http: httpx.AsyncClient | None = None
-    _keepalive: asyncio.Task[None] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.janus.name
-
-    def cpu_seconds(self) -> float:
-        return process_cpu_s(self.janus.pid)
-
-    async def run(self, mountpoints: list[Mountpoint]) -> None:
-        """(Re)start the Janus process with these mountpoints; ready when every one receives packets."""
-        await asyncio.to_thread(self.janus.stop)
-        self.guard.watch(await self.janus.start(mountpoints))
-        if self.http is not None:
-            await self.http.aclose()
-        self.http = httpx.AsyncClient(base_url=self.janus.base_url, timeout=40)
-        if self._keepalive is None:
-            self._keepalive = asyncio.create_task(self._keepalives())
-
-    async def _keepalives(self) -> None:
-        while True:
-            await asyncio.sleep(KEEPALIVE_S)
-            live = [s for s in self.sessions if not s.closed]
-            await asyncio.gather(*(s.keepalive() for s in live), return_exceptions=True)
-
-    async def open(self) -> JanusSession:
-        assert self.http is not None
-        session = await JanusSession.open(self.janus.base_url, self.http)
-        self.sessions.append(session)
-        return session
-
-    async def join(self, n: int, decode: bool, mountpoint: int | None = None) -> Proc:
-        """``n`` players: Janus offers (``watch``), the viewer process answers, ``start``."""
-        mpid = self.mountpoint.id if mountpoint is None else mountpoint
-        viewer = await spawn_viewers(n, decode, answer=True, address=self.address)
-        limit = asyncio.Semaphore(10)
-
-        async def offer() -> tuple[JanusSession, str]:
-            async with limit:
-                session = await self.open()
-                return session, await session.watch(mpid)
-
-        offers = await asyncio.gather(*(offer() for _ in range(n)))
-        answers: list[str] = []
-        for i, (_, sdp) in enumerate(offers):
-            await viewer.send({"id": i, "offer": sdp})
-            answers.append((await viewer.recv())["answer"])
-
-        async def start(session: JanusSession, answer: str) -> None:
-            async with limit:
-                await session.start(answer)
-
-        await asyncio.gather(*(start(s, a) for (s, _), a in zip(offers, answers, strict=True)))
-        return viewer
-
-    async def leave(self) -> None:
-        """Destroy every session (Janus hangs up its PeerConnections)."""
-        sessions, self.sessions = self.sessions, []
-        await asyncio.gather(*(s.destroy() for s in sessions))
-
-    async def camera(self, on: bool) -> None:
-        await self.run([self.mountpoint] if on else [])
-
-    async def close(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
-        with contextlib.suppress(Exception):
-            await self.leave()
-        if self.http is not None:
-            await self.http.aclose()
-        await asyncio.to_thread(self.janus.stop)
 
 
 # ---- one turn ---------------------------------------------------------------------------------
@@ -457,104 +268,6 @@ def summarize(
     return lines
 
 
-# ---- time to first frame ----------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
-
-
-def _times(player: Player, start: float) -> tuple[float, float]:
-    """(ms to the first decoded frame, ms of it after ICE + DTLS were done) since ``start``."""
-    now = time.monotonic()
-    connected = player.connected_at or now
-    return (now - start) * 1000, (now - connected) * 1000
-
-
-async def ttff_videohub(vh: Videohub) -> tuple[float, float]:
-    player = Player()
-    try:
-        offer = await player.offer()
-        start = time.monotonic()
-        await player.accept(await vh.whep(offer, TTFF_CAMERA))
-        await player.first_frame()
-        return _times(player, start)
-    finally:
-        await vh.leave()
-        await player.close()
-
-
-async def ttff_janus(side: JanusSide, mountpoint: int) -> tuple[float, float]:
-    player = Player()
-    session = await side.open()  # a player already connected to Janus: session and handle exist
-    try:
-        start = time.monotonic()
-        answer = await player.answer(await session.watch(mountpoint))
-        await session.start(answer)
-        await player.first_frame()
-        return _times(player, start)
-    finally:
-        await side.leave()
-        await player.close()
-
-
-async def warm_ttff(
-    vh: Videohub, side: JanusSide, sim_url: str, runs: int, gop: float
-) -> list[dict[str, Any]]:
-    """Warm joins of the three (videohub, Janus with and without its keyframe buffer), in turns."""
-    kf, nokf = Mountpoint(2, sim_url, True), Mountpoint(3, sim_url, False)
-    await side.run([kf, nokf])
-    await vh.camera(True, TTFF_CAMERA, sim_url)
-    await asyncio.sleep(gop + 1)  # a keyframe in every cache
-    joins: dict[str, list[float]] = {"videohub": [], "janus-tuned kf": [], "janus-tuned": []}
-    after_connected: dict[str, list[float]] = {name: [] for name in joins}
-    rng = random.Random(7)
-    for i in range(runs):
-        for name in joins:
-            await asyncio.sleep(rng.uniform(0, gop))  # join at a random point of the GOP
-            if name == "videohub":
-                ms, after = await ttff_videohub(vh)
-            else:
-                ms, after = await ttff_janus(side, kf.id if name.endswith("kf") else nokf.id)
-            joins[name].append(ms)
-            after_connected[name].append(after)
-            print(
-                json.dumps(
-                    {"run": i, "ttff": name, "ms": round(ms, 1), "after_connected_ms": round(after, 1)}
-                ),
-                flush=True,
-            )
-    await vh.camera(False, TTFF_CAMERA)
-    camera = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop_s": gop, "profile": "high", "kbit_s": KBPS}
-    out = []
-    for name, values in joins.items():
-        out.append(
-            {
-                "mode": "warm_ttff",
-                "server": name.split()[0],
-                "keyframe_buffer": name == "videohub" or name.endswith("kf"),
-                "label": {
-                    "videohub": "videohub (GOP cache)",
-                    "janus-tuned kf": "Janus, keyframe buffer on",
-                    "janus-tuned": "Janus, keyframe buffer off",
-                }[name],
-                "viewer": "aiortc",
-                "runs": len(values),
-                "camera": camera,
-                "p50_ms": round(statistics.median(values), 1),
-                "p95_ms": round(percentile(values, 0.95), 1),
-                "max_ms": round(max(values), 1),
-                "samples_ms": [round(v, 1) for v in values],
-                # The part after ICE and DTLS: the first picture itself (GOP cache, keyframe buffer, or
-                # the wait for the camera's next keyframe).
-                "after_connected_p50_ms": round(statistics.median(after_connected[name]), 1),
-                "after_connected_p95_ms": round(percentile(after_connected[name], 0.95), 1),
-            }
-        )
-    return out
-
-
 # ---- the run ----------------------------------------------------------------------------------
 
 
@@ -568,7 +281,6 @@ async def drive(args: argparse.Namespace) -> list[dict[str, Any]]:
     ensure_installed()
     interface, address = machine_address()
     only_address(address)  # the time-to-first-frame players of this process
-    accept_h264_high()
     cores = os.cpu_count() or 1
     tmp = Path(tempfile.mkdtemp(prefix="vh-peers-"))
     guard = Guard()
@@ -588,7 +300,7 @@ async def drive(args: argparse.Namespace) -> list[dict[str, Any]]:
             VideohubService, tmp / "videohub", env={"VIDEOHUB_SERVER__LOG_LEVEL": "warning"}
         )
         guard.watch(service._proc.pid)
-        vh = Videohub(service, sim.rtsp_url(CAMERA), address)
+        vh = Videohub(service, CAMERA, sim.rtsp_url(CAMERA), address, FPS)
         for name, loops in (("janus-tuned", cores), ("janus-shipped", None)):
             folder = tmp / name
             folder.mkdir()
@@ -626,11 +338,25 @@ async def drive(args: argparse.Namespace) -> list[dict[str, Any]]:
         lines = summarize(turns, base, loops)
         for line in lines:
             print(json.dumps(line), flush=True)
-        if args.ttff_runs:
+        if args.ttff_runs or args.chromium_runs:
             await sides[1].close()  # Janus as shipped is not needed here
             await vh.camera(False)
+            camera = {
+                "width": WIDTH,
+                "height": HEIGHT,
+                "fps": FPS,
+                "gop_s": args.ttff_gop,
+                "profile": "high",
+                "kbit_s": KBPS,
+            }
             for line in await warm_ttff(
-                vh, sides[0], sim.rtsp_url(TTFF_CAMERA), args.ttff_runs, args.ttff_gop
+                vh,
+                sides[0],
+                sim.rtsp_url(TTFF_CAMERA),
+                camera_id=TTFF_CAMERA,
+                camera=camera,
+                runs=args.ttff_runs,
+                chromium_runs=args.chromium_runs,
             ):
                 lines.append({**base, **line})
                 print(json.dumps(lines[-1]), flush=True)
@@ -666,6 +392,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between turns")
     parser.add_argument("--ttff-runs", type=int, default=20, help="warm joins per server (0: none)")
+    parser.add_argument("--chromium-runs", type=int, default=10, help="warm joins per server in Chromium")
     parser.add_argument("--ttff-gop", type=float, default=4.0)
     parser.add_argument("--sim-nice", type=int, default=5, help="the simulator's niceness (viewers: 15)")
     parser.add_argument("--quick", action="store_true", help="none,0,1,10; one round; short windows; 3 joins")
@@ -673,7 +400,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.levels, args.rounds, args.window, args.warmup, args.settle = "none,0,1,10", 1, 3.0, 1.0, 0.5
-        args.ttff_runs = 3
+        args.ttff_runs, args.chromium_runs = 3, 0
 
     # SIGTERM as SIGINT: asyncio.run cancels the main task, so every finally stops its children.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: os.kill(os.getpid(), signal.SIGINT))

@@ -119,6 +119,14 @@ def free_port() -> int:
 # ---- configuration ------------------------------------------------------------------------------
 
 
+# What the mountpoints offer for the camera's H.264 instead of its own SDP's fmtp (``videofmtp``, the
+# streaming plugin's option for an RTSP source whose parameters "conflict with WebRTC viewers"): Debian's
+# Chromium receives Constrained Baseline, Main and High 4:4:4 but lists no High (``64``) profile, so it
+# rejects the camera's ``profile-level-id=64001f``, and so does aiortc. Decoders play the High stream
+# under this label; videohub's answer names the profile of the player's offer in the same way.
+BROWSER_FMTP = "profile-level-id=42e01f;packetization-mode=1"
+
+
 @dataclass(frozen=True)
 class Mountpoint:
     """One RTSP mountpoint of the streaming plugin: a camera URL, and Janus's keyframe buffer on or off."""
@@ -126,6 +134,7 @@ class Mountpoint:
     id: int
     url: str
     keyframe_buffer: bool = False
+    video_fmtp: str | None = BROWSER_FMTP
 
 
 def _quoted(value: str) -> str:
@@ -169,20 +178,20 @@ def streaming_config(mountpoints: list[Mountpoint]) -> str:
     """``janus.plugin.streaming.jcfg``: one RTSP mountpoint per camera, video only, no audio."""
     text = "general: {\n\tevents = false\n}\n"
     for mp in mountpoints:
-        text += (
-            f"camera-{mp.id}: {{\n"
-            '\ttype = "rtsp"\n'
-            f"\tid = {mp.id}\n"
-            f"\tdescription = {_quoted(f'camera {mp.id}')}\n"
-            "\taudio = false\n"
-            "\tvideo = true\n"
-            f"\turl = {_quoted(mp.url)}\n"
-            f"\tvideobufferkf = {'true' if mp.keyframe_buffer else 'false'}\n"
-            "\trtsp_failcheck = true\n"
-            "\trtsp_conn_timeout = 5\n"
-            "\trtsp_timeout = 10\n"
-            "}\n"
-        )
+        items = [
+            'type = "rtsp"',
+            f"id = {mp.id}",
+            f"description = {_quoted(f'camera {mp.id}')}",
+            "audio = false",
+            "video = true",
+            f"url = {_quoted(mp.url)}",
+            f"videobufferkf = {'true' if mp.keyframe_buffer else 'false'}",
+            *([f"videofmtp = {_quoted(mp.video_fmtp)}"] if mp.video_fmtp else []),
+            "rtsp_failcheck = true",
+            "rtsp_conn_timeout = 5",
+            "rtsp_timeout = 10",
+        ]
+        text += f"camera-{mp.id}: {{\n" + "".join(f"\t{item}\n" for item in items) + "}\n"
     return text
 
 

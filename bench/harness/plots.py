@@ -158,7 +158,8 @@ def peers(lines: list[Line], out_dir: Path) -> str | None:
         idx = range(len(ttff))
         ax2.bar([i - 0.2 for i in idx], [x["p50_ms"] for x in ttff], 0.4, label="p50")
         ax2.bar([i + 0.2 for i in idx], [x["p95_ms"] for x in ttff], 0.4, label="p95")
-        ax2.set_xticks(list(idx), [x["label"].replace(", ", "\n") for x in ttff], fontsize=7)
+        names = [f"{x.get('viewer', 'aiortc')}: {x['label']}".replace(", ", "\n") for x in ttff]
+        ax2.set_xticks(list(idx), names, fontsize=6)
         ax2.set_ylabel("ms")
         gop = ttff[0].get("camera", {}).get("gop_s", "?")
         ax2.set_title(f"Warm time to first frame (GOP {gop} s)")

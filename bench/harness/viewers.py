@@ -105,43 +105,6 @@ def only_address(address: str) -> None:
     setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [address])  # noqa: B010
 
 
-def accept_h264_high() -> None:
-    """Let this process's aiortc peers answer an offer of H.264 High, as a browser does.
-
-    aiortc matches H.264 by profile and lists Constrained Baseline only, so it rejects the camera's
-    own High profile that Janus's streaming plugin offers as is. Its decoder (libavcodec) plays High.
-    """
-    from aiortc.codecs import CODECS
-    from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
-
-    video = CODECS["video"]
-    if any(str(c.parameters.get("profile-level-id", "")).startswith("64") for c in video):
-        return
-    pt = max(c.payloadType for c in video if c.payloadType is not None) + 1
-    video.append(
-        RTCRtpCodecParameters(
-            mimeType="video/H264",
-            clockRate=90000,
-            payloadType=pt,
-            rtcpFeedback=[
-                RTCRtcpFeedback(type="nack"),
-                RTCRtcpFeedback(type="nack", parameter="pli"),
-                RTCRtcpFeedback(type="goog-remb"),
-            ],
-            parameters={
-                "level-asymmetry-allowed": "1",
-                "packetization-mode": "1",
-                "profile-level-id": "64001f",
-            },
-        )
-    )
-    video.append(
-        RTCRtpCodecParameters(
-            mimeType="video/rtx", clockRate=90000, payloadType=pt + 1, parameters={"apt": pt}
-        )
-    )
-
-
 async def send_receiver_reports(dtls: Any, count: HeaderCount) -> None:
     """About once a second, what an aiortc or browser receiver sends: an RTCP receiver report.
 
@@ -183,8 +146,6 @@ async def view(count: int, decode: bool, *, answer: bool = False, address: str |
 
     if address:
         only_address(address)
-    if answer:
-        accept_h264_high()
     counts = {} if decode else count_rtp_from_headers()
     loop = asyncio.get_running_loop()
     pcs: dict[int, Any] = {}
@@ -254,8 +215,8 @@ class Player:
     """One decoding aiortc peer in the calling process, for time to first frame.
 
     WHEP: ``offer()``, hand it to the server, ``accept(answer)``. Janus: ``answer(offer)``, hand it to
-    the server. Then ``first_frame()`` waits for the first decoded picture. Call ``only_address`` and
-    ``accept_h264_high`` first where the server needs them (they patch the process's aiortc).
+    the server. Then ``first_frame()`` waits for the first decoded picture. Call ``only_address`` first
+    where the server needs it (it patches the process's aioice).
     """
 
     def __init__(self) -> None:

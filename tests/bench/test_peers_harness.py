@@ -30,7 +30,7 @@ from bench.harness.janus import (
     machine_address,
     write_config,
 )
-from bench.harness.viewers import Player, accept_h264_high, only_address
+from bench.harness.viewers import Player, only_address
 from tests.fixtures.camsim import CameraSimulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +75,7 @@ def test_janus_config_loads_only_the_streaming_plugin_and_http(
     streaming = (tmp_path / "janus.plugin.streaming.jcfg").read_text()
     assert streaming.count('type = "rtsp"') == 2
     assert "videobufferkf = true" in streaming and "videobufferkf = false" in streaming
+    assert streaming.count('videofmtp = "profile-level-id=42e01f;packetization-mode=1"') == 2
     http = (tmp_path / "janus.transport.http.jcfg").read_text()
     assert "port = 18088" in http and 'ip = "127.0.0.1"' in http and "admin_http = false" in http
 
@@ -110,13 +111,10 @@ async def test_a_player_answers_janus_offer_and_decodes_the_camera(
     janus_bin: Path, tmp_path: Path, address: str, camera: CameraSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import aioice.ice
-    from aiortc.codecs import CODECS
 
-    # The two patches a Janus player needs, undone after the test (other tests' peers keep aiortc's own).
+    # The one-address patch a Janus player needs, undone after the test (other tests' peers keep aioice's).
     monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)
-    monkeypatch.setitem(CODECS, "video", list(CODECS["video"]))
     only_address(address)
-    accept_h264_high()
     janus = Janus(tmp_path, address=address, event_loops=2, name="janus-tuned")
     await janus.start([Mountpoint(1, camera.rtsp_url("cam"), keyframe_buffer=True)])
     try:
@@ -127,7 +125,8 @@ async def test_a_player_answers_janus_offer_and_decodes_the_camera(
             # Janus offers (the opposite of WHEP), on the machine's own address only.
             candidates = [x for x in offer.splitlines() if x.startswith("a=candidate:")]
             assert candidates and all(f" {address} " in x for x in candidates)
-            assert "H264/90000" in offer
+            # The camera's High stream offered under the label browsers and aiortc accept (videofmtp).
+            assert "H264/90000" in offer and "profile-level-id=42e01f" in offer
             await session.start(await player.answer(offer))
             await player.first_frame(within=20)
             assert player.connected_at is not None
