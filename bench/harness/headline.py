@@ -121,8 +121,8 @@ def _ttff_table(lines: list[Line]) -> str:
         return ""
     gop = ttff[0].get("camera", {}).get("gop_s")
     out = (
-        f"\nWarm time to first frame (camera GOP {_f(gop, 0)} s, keyframe requests ignored; from the WHEP"
-        " POST or Janus's `watch` to the first frame decoded by an aiortc player or shown by Chromium):\n\n"
+        f"\nWarm time to first frame (camera GOP {_f(gop, 0)} s; from the WHEP POST or Janus's `watch` to"
+        " the first frame decoded by an aiortc player or shown by Chromium):\n\n"
         "| player | server | runs | p50 | p95 | max | after ICE + DTLS, p50 / p95 | goal | met |\n"
         "|---|---|---|---|---|---|---|---|---|\n"
     )
