@@ -36,11 +36,14 @@ reported apart), Janus's process (all its threads). Per viewer is the increase o
 (the camera's frames are counted by videohub's ingest of the same shared encoder). One JSON line per
 level and server: the mean of the rounds, each round's figure, and the ratios to both Janus.
 
-**Warm time to first frame.** A second camera, GOP 4 s, that ignores keyframe requests (the simulator
-does over RTSP), runs through videohub (an always-on camera: its GOP cache) and one Janus (tuned) with
+**Warm time to first frame.** A second camera, GOP 4 s, meant as one that ignores keyframe requests,
+runs through videohub (an always-on camera: its GOP cache) and one Janus (tuned) with
 two mountpoints, keyframe buffer on and off. Each join is timed from the WHEP POST, or from Janus's
 ``watch`` request (session and handle already made, as a player that is already connected), to the
 first decoded frame at an aiortc player; the three take turns, each join at a random point of the GOP.
+videohub's ingest never asks the camera for a keyframe, but Janus sends its RTSP source a PLI when a
+viewer joins, and the simulator's encoder obeys it: the camera's keyframe interval after each join is
+recorded, and the page says when the camera answered.
 The same joins are then made in Debian's Chromium (``--chromium-runs``): videohub as
 ``bench/ttff_chromium.py`` plays it, Janus as its ``janus.js`` would (REST from the page, answer at
 once, candidates trickled), to the first frame shown. One JSON line per player and server with
@@ -121,23 +124,21 @@ class Turn:
         return self.flowing and self.camera_fps is not None and min(self.fps) >= 0.9 * self.camera_fps
 
 
-async def join_level(server: Server, level: int) -> Viewers:
-    """The level's viewers: one decoding, the others counting, in processes of up to 25."""
-    viewers = Viewers([])
+async def join_level(server: Server, level: int, viewers: Viewers) -> None:
+    """The level's viewers into ``viewers``: one decoding, the others counting, in processes of up to 25."""
     total = 0
     while total < level:
         decode = total == 0
         n = 1 if decode else min(PER_PROCESS, level - total)
         viewers.procs.append(await server.join(n, decode))
         total += n
-    return viewers
 
 
 async def turn(server: Server, vh: Videohub, sim_pid: int, level: str, window: float, warmup: float) -> Turn:
     n = int(level) if level.isdigit() else 0
     viewers = Viewers([])
     try:
-        viewers = await join_level(server, n)
+        await join_level(server, n, viewers)  # into viewers: a failed join still stops those started
         flowing = await all_flowing(viewers) if n else True
         await asyncio.sleep(warmup)
         before = await viewers.counts()

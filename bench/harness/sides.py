@@ -56,10 +56,15 @@ class Videohub:
         return sum(process_cpu_s(pid) for pid in children(self.pid))
 
     async def join(self, n: int, decode: bool, camera: str | None = None) -> Proc:
+        """``n`` players: the viewer process offers, WHEP POST, the answers back."""
         viewer = await spawn_viewers(n, decode, address=self.address)
-        offers = [await viewer.recv() for _ in range(n)]
-        for offer in offers:
-            await viewer.send({"id": offer["id"], "answer": await self.whep(offer["offer"], camera)})
+        try:
+            offers = [await viewer.recv() for _ in range(n)]
+            for offer in offers:
+                await viewer.send({"id": offer["id"], "answer": await self.whep(offer["offer"], camera)})
+        except BaseException:
+            await viewer.stop()
+            raise
         return viewer
 
     async def whep(self, offer: str, camera: str | None = None) -> str:
@@ -166,17 +171,20 @@ class JanusSide:
                 session = await self.open()
                 return session, await session.watch(mpid)
 
-        offers = await asyncio.gather(*(offer() for _ in range(n)))
-        answers: list[str] = []
-        for i, (_, sdp) in enumerate(offers):
-            await viewer.send({"id": i, "offer": sdp})
-            answers.append((await viewer.recv())["answer"])
-
         async def start(session: JanusSession, answer: str) -> None:
             async with limit:
                 await session.start(answer)
 
-        await asyncio.gather(*(start(s, a) for (s, _), a in zip(offers, answers, strict=True)))
+        try:
+            offers = await asyncio.gather(*(offer() for _ in range(n)))
+            answers: list[str] = []
+            for i, (_, sdp) in enumerate(offers):
+                await viewer.send({"id": i, "offer": sdp})
+                answers.append((await viewer.recv())["answer"])
+            await asyncio.gather(*(start(s, a) for (s, _), a in zip(offers, answers, strict=True)))
+        except BaseException:
+            await viewer.stop()
+            raise
         return viewer
 
     async def leave(self) -> None:
