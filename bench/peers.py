@@ -60,6 +60,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -283,7 +284,8 @@ async def drive(args: argparse.Namespace) -> list[dict[str, Any]]:
     interface, address = machine_address()
     only_address(address)  # the time-to-first-frame players of this process
     cores = os.cpu_count() or 1
-    tmp = Path(tempfile.mkdtemp(prefix="vh-peers-"))
+    tmp = Path(tempfile.mkdtemp(prefix="vh-peers-"))  # kept after a failure: Janus's logs, the data dir
+    done = False
     guard = Guard()
     sim: Any = None
     service: Any = None
@@ -361,6 +363,7 @@ async def drive(args: argparse.Namespace) -> list[dict[str, Any]]:
             ):
                 lines.append({**base, **line})
                 print(json.dumps(lines[-1]), flush=True)
+        done = True
         return lines
     finally:
         for side in sides:
@@ -374,6 +377,8 @@ async def drive(args: argparse.Namespace) -> list[dict[str, Any]]:
         if sim is not None:
             await asyncio.to_thread(sim.close)
         guard.close()
+        if done:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def janus_version() -> str:
