@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness.procstat import machine_ticks, process_cpu_s  # noqa: E402
 from bench.harness.service_env import MANY_VIEWERS_ENV  # noqa: E402
+from bench.harness.viewers import PER_PROCESS, Proc, Viewers, all_flowing, children, spawn_viewers, view  # noqa: E402
 
 WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 25, 2
 # The simulator's ``noise`` pattern (sensor noise over the whole picture) makes x264 spend its whole
@@ -62,7 +63,6 @@ WIDTH, HEIGHT, FPS, GOP_S = 1280, 720, 25, 2
 BITRATES_KBPS = {"noise": 2000, "cast": 2400}
 PATTERN = "noise"
 CAMERA = "fanout"
-PER_PROCESS = 25
 
 # ``--sender aiortc``: the service process imports this first (PYTHONPATH) and disables the passthrough
 # loop, so aiortc's own RTCRtpSender loop sends (the path the manager falls back to).
@@ -72,218 +72,6 @@ from videohub.webrtc.sender import PassthroughSender
 PassthroughSender.supported = staticmethod(lambda _sender: False)
 logging.getLogger("videohub.webrtc.manager").setLevel(logging.ERROR)
 """
-# ---- viewer processes -------------------------------------------------------------------------
-
-
-@dataclass
-class HeaderCount:
-    """What a counting viewer learns from the clear RTP header of each SRTP packet it receives."""
-
-    frames: int = 0  # packets with the marker bit: the last packet of each access unit
-    packets: int = 0
-    octets: int = 0
-    ssrc: int | None = None
-    cycles: int = 0
-    max_seq: int | None = None
-
-    def add(self, data: bytes) -> None:
-        self.packets += 1
-        self.octets += len(data)
-        if data[1] & 0x80:
-            self.frames += 1
-        seq = int.from_bytes(data[2:4], "big")
-        if self.max_seq is None:
-            self.ssrc = int.from_bytes(data[8:12], "big")
-            self.max_seq = seq
-        elif 0 < (seq - self.max_seq) & 0xFFFF < 0x8000:
-            if seq < self.max_seq:
-                self.cycles += 1 << 16
-            self.max_seq = seq
-
-    @property
-    def highest(self) -> int:
-        return self.cycles + (self.max_seq or 0)
-
-
-def count_rtp_from_headers() -> dict[int, HeaderCount]:
-    """Make this process's aiortc peers count media from RTP headers instead of receiving it.
-
-    SRTP encrypts the payload only, so marker bit, sequence number, SSRC and size are readable without
-    the key. Media datagrams are counted where aioice receives them and go no further (no SRTP
-    unprotect, jitter buffer, depacketizing or decoding); STUN, DTLS and RTCP take aiortc's normal
-    path, so ICE consent, DTLS-SRTP keys and the server's sender reports stay real.
-    """
-    from aioice.ice import StunProtocol
-
-    counts: dict[int, HeaderCount] = {}
-    original = StunProtocol.datagram_received
-
-    def datagram_received(self: Any, data: bytes, addr: Any) -> None:
-        # RTP per RFC 5761/7983: first byte 128..191, second byte not an RTCP packet type (192..223).
-        if len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 224:
-            count = counts.get(id(self.receiver))
-            if count is not None:
-                count.add(data)
-                return
-        original(self, data, addr)
-
-    setattr(StunProtocol, "datagram_received", datagram_received)  # noqa: B010
-    return counts
-
-
-async def send_receiver_reports(dtls: Any, count: HeaderCount) -> None:
-    """About once a second, what an aiortc or browser receiver sends: an RTCP receiver report.
-
-    The server judges liveness from the player's RTCP (``WhepSession.check_alive``), and a viewer that
-    never reported would be ended as vanished.
-    """
-    import random
-
-    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket
-
-    own = random.getrandbits(32)
-    while True:
-        await asyncio.sleep(0.5 + random.random())
-        if count.ssrc is None:
-            continue
-        info = RtcpReceiverInfo(
-            ssrc=count.ssrc,
-            fraction_lost=0,
-            packets_lost=0,
-            highest_sequence=count.highest,
-            jitter=0,
-            lsr=0,
-            dlsr=0,
-        )
-        try:
-            await dtls._send_rtp(bytes(RtcpRrPacket(ssrc=own, reports=[info])))
-        except ConnectionError:
-            return
-
-
-async def view(count: int, decode: bool) -> None:
-    """``count`` real aiortc peers (ICE, DTLS-SRTP, RTCP with the server over WHEP-style offer/answer).
-
-    ``--decode``: aiortc's full receiver (SRTP, jitter buffer, H.264 decoding); frames are decoded
-    pictures. Otherwise headers are counted (``count_rtp_from_headers``); frames are marker bits.
-    """
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-    from aiortc.mediastreams import MediaStreamTrack
-
-    counts = {} if decode else count_rtp_from_headers()
-    loop = asyncio.get_running_loop()
-    pcs = []
-    decoded = [0] * count
-    tasks: list[asyncio.Task[None]] = []
-
-    async def consume(i: int, track: MediaStreamTrack) -> None:
-        while True:
-            await track.recv()
-            decoded[i] += 1
-
-    for i in range(count):
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTransceiver("video", direction="recvonly")
-        if decode:
-            pc.on("track", lambda track, i=i: tasks.append(asyncio.create_task(consume(i, track))))
-        await pc.setLocalDescription(await pc.createOffer())
-        pcs.append(pc)
-        print(json.dumps({"id": i, "offer": pc.localDescription.sdp}), flush=True)
-    header_counts: list[HeaderCount] = []
-    for _ in range(count):
-        reply = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
-        pc = pcs[reply["id"]]
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["answer"], type="answer"))
-        if not decode:
-            dtls = pc.getTransceivers()[0].receiver.transport
-            counts[id(dtls.transport._connection)] = c = HeaderCount()
-            header_counts.append(c)
-            tasks.append(asyncio.create_task(send_receiver_reports(dtls, c)))
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            break
-        if decode:
-            print(json.dumps({"frames": decoded, "bytes": [0] * count}), flush=True)
-        else:
-            frames = [c.frames for c in header_counts]
-            print(json.dumps({"frames": frames, "bytes": [c.octets for c in header_counts]}), flush=True)
-    for task in tasks:
-        task.cancel()
-    for pc in pcs:
-        await pc.close()
-
-
-# ---- driver -----------------------------------------------------------------------------------
-
-
-def children(pid: int) -> list[int]:
-    """Direct child processes (the service's embedded Valkey)."""
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out += [int(x) for x in text]
-    return out
-
-
-@dataclass
-class Proc:
-    proc: asyncio.subprocess.Process
-
-    async def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-        await self.proc.stdin.drain()
-
-    async def recv(self, timeout: float = 120) -> dict[str, Any]:  # noqa: ASYNC109
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not line:
-            raise RuntimeError("child process ended")
-        data: dict[str, Any] = json.loads(line)
-        return data
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
-async def spawn(*args: str, nice: bool = False) -> Proc:
-    cmd = [sys.executable, __file__, *args]
-    if nice:
-        cmd = ["nice", "-n", "15", *cmd]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    return Proc(proc)
-
-
-@dataclass
-class Viewers:
-    """The viewer processes: the first holds the one decoding viewer, the others counting viewers."""
-
-    procs: list[Proc]
-
-    async def counts(self) -> list[tuple[list[int], list[int]]]:
-        out = []
-        for v in self.procs:
-            await v.send({})
-            reply = await v.recv()
-            out.append((reply["frames"], reply["bytes"]))
-        return out
-
-    def cpu_seconds(self) -> float:
-        return sum(process_cpu_s(v.proc.pid) for v in self.procs)
 
 
 class Service:
@@ -335,23 +123,12 @@ class Service:
 
 
 async def add_viewers(service: Service, n: int, decode: bool) -> Proc:
-    args = ["view", "--count", str(n), *(["--decode"] if decode else [])]
-    viewer = await spawn(*args, nice=True)
+    viewer = await spawn_viewers(n, decode)
     offers = [await viewer.recv() for _ in range(n)]
     for offer in offers:
         answer = await service.whep(offer["offer"])
         await viewer.send({"id": offer["id"], "answer": answer})
     return viewer
-
-
-async def all_flowing(viewers: Viewers, within: float = 90.0) -> bool:
-    """Wait until every viewer has received frames (ICE and DTLS done), before the warm-up."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if all(f > 0 for frames, _ in await viewers.counts() for f in frames):
-            return True
-        await asyncio.sleep(0.5)
-    return False
 
 
 @dataclass

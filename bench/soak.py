@@ -104,14 +104,15 @@ class Tally:
 
 
 class ViewerPool:
-    """``size`` WHEP viewers on the stable cameras; ``churn`` replaces some of them."""
+    """``size`` WHEP viewers on the stable cameras, spread over several users' clients (each user's
+    playback caps hold, as on a real wall); ``leave`` and ``fill`` churn them."""
 
-    def __init__(self, client: Any, cameras: list[str], size: int, tally: Tally) -> None:
-        self.client = client
+    def __init__(self, clients: list[Any], cameras: list[str], size: int, tally: Tally) -> None:
+        self.clients = clients
         self.cameras = cameras
         self.size = size
         self.tally = tally
-        self.live: list[tuple[Any, str, CountingDecoder]] = []
+        self.live: list[tuple[Any, Any, str, CountingDecoder]] = []
         self.joined = 0
         self.failed = 0
 
@@ -121,7 +122,8 @@ class ViewerPool:
         viewer = Viewer()
         offer = await viewer.offer()
         before = len(CountingDecoder.instances)
-        response = await self.client.post(
+        client = self.clients[index % len(self.clients)]
+        response = await client.post(
             f"/whep/{self.cameras[index % len(self.cameras)]}",
             content=offer,
             headers={"Content-Type": "application/sdp"},
@@ -141,13 +143,13 @@ class ViewerPool:
             self.failed += 1
             await viewer.close()
             return
-        self.live.append((viewer, response.headers["location"], decoder))
+        self.live.append((viewer, client, response.headers["location"], decoder))
         self.joined += 1
 
     async def leave(self, n: int) -> None:
         for _ in range(min(n, len(self.live))):
-            viewer, location, _ = self.live.pop(random.randrange(len(self.live)))
-            response = await self.client.delete(location)
+            viewer, client, location, _ = self.live.pop(random.randrange(len(self.live)))
+            response = await client.delete(location)
             self.tally.note("DELETE /whep/sessions", response.status_code)
             await viewer.close()
 
@@ -156,7 +158,7 @@ class ViewerPool:
             await self.join(self.joined)
 
     def frames(self) -> dict[int, int]:
-        return {id(d): d.frames for _, _, d in self.live}
+        return {id(d): d.frames for _, _, _, d in self.live}
 
 
 async def ws_client(base: str, token: str, stats: Counter[str], stop: asyncio.Event) -> None:
@@ -273,6 +275,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     client = httpx.AsyncClient(base_url=service.base_url, headers=service.auth(), timeout=30)
     tasks: list[asyncio.Task[Any]] = []
     pool: ViewerPool | None = None
+    viewer_clients: list[Any] = []
     flaps = 0
     try:
         half = args.cameras // 2
@@ -283,16 +286,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             camera_id = f"ga-soak-{c:02d}"
             await asyncio.to_thread(service.create_camera, camera_id, url, mode="always_on")
             (stable if c < half else flapping).append(camera_id)
-        operator = await asyncio.to_thread(service.create_user, "soak_op", "operator")
-        maint = await asyncio.to_thread(service.create_user, "soak_maint", "maintenance")
+        # Many people, as in a command centre: wall operators (each plays a share of the viewers),
+        # and the pages of operators and maintenance staff (each user's /ws cap holds).
+        operators = [
+            await asyncio.to_thread(service.create_user, f"soak_op{i}", "operator") for i in range(4)
+        ]
+        page_users = operators + [
+            await asyncio.to_thread(service.create_user, f"soak_maint{i}", "maintenance") for i in range(6)
+        ]
+        operator, maint = operators[0], page_users[-1]
+        viewer_clients = [
+            httpx.AsyncClient(base_url=service.base_url, headers={"Authorization": f"Bearer {t}"}, timeout=30)
+            for t in operators
+        ]
         wall = {"layout": "9", "tiles": [{"camera_id": cid, "stream": "main"} for cid in stable[:9]]}
         put = await client.put(f"/api/walls/{WALL}", json=wall)
         tally.note("PUT wall", put.status_code)
-        pool = ViewerPool(client, stable, args.viewers, tally)
+        pool = ViewerPool(viewer_clients, stable, args.viewers, tally)
         await pool.fill()
-        tokens = [operator, maint, service.admin_token]
         tasks += [
-            asyncio.create_task(ws_client(service.base_url, tokens[i % 3], ws_stats, stop))
+            asyncio.create_task(ws_client(service.base_url, page_users[i % len(page_users)], ws_stats, stop))
             for i in range(args.ws)
         ]
         for token in (operator, maint):
@@ -349,6 +362,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if pool is not None:
             await pool.leave(len(pool.live))
         await client.aclose()
+        for viewer_client in viewer_clients:
+            await viewer_client.aclose()
         await asyncio.to_thread(service.close)
         await asyncio.to_thread(sim.close)
 

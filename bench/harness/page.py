@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import plots
+from . import headline, plots
 from .specs import SPECS
 
 Line = dict[str, Any]
@@ -348,10 +348,34 @@ def context_line(lines: list[Line]) -> str:
     return f"_{when}, load average before {load}{quick}._ Runs: {runs}."
 
 
+def _headline(results_dir: Path, out_dir: Path) -> tuple[str, list[Line]]:
+    """The headline section (``bench/peers.py``), with its plot under its tables."""
+    title = f"### {headline.TITLE}\n\n"
+    lines = load_latest(results_dir, "peers")
+    if not lines:
+        return title + "Not run yet (`bench/run --only peers`).\n", []
+    text = title + context_line(lines) + "\n\n"
+    errors = [x for x in lines if "error" in x]
+    if errors:
+        text += f"**Failed**: {errors[0]['error']}.\n"
+        lines = load_latest(results_dir, "peers", successful=True)
+        if not lines:
+            return text, []
+        text += f"\nThe latest successful run: {context_line(lines)}\n\n"
+    text += headline.body(lines)
+    figure = plots.peers(lines, out_dir)
+    if figure is not None:
+        text += f"\n![videohub against Janus: server CPU and time to first frame]({figure})\n"
+    return text, lines
+
+
 def render(results_dir: Path, page: Path) -> str:
-    sections: list[str] = []
-    latest: dict[str, list[Line]] = {}
+    top, peers = _headline(results_dir, page.parent)
+    sections: list[str] = [top]
+    latest: dict[str, list[Line]] = {"peers": peers} if peers else {}
     for spec in SPECS:
+        if spec.name == "peers":
+            continue  # the headline, above the others
         lines = load_latest(results_dir, spec.name)
         title, rows_of = TITLES[spec.name]
         if not lines:

@@ -121,6 +121,52 @@ def steady(lines: list[Line], out_dir: Path) -> str | None:
     return _save(fig, out_dir, "perf_steady.png")
 
 
+PEERS = (
+    ("videohub", "videohub", "C0"),
+    ("janus-tuned", "Janus tuned", "C1"),
+    ("janus-shipped", "Janus shipped", "C2"),
+)
+
+
+def peers(lines: list[Line], out_dir: Path) -> str | None:
+    """The headline figure: server CPU vs viewers for the three servers; warm time to first frame."""
+    cpu = [x for x in lines if "level" in x and x["level"] != "none"]
+    if not cpu:
+        return None
+    ttff = [x for x in lines if x.get("mode") == "warm_ttff"]
+    fig, axes = plt.subplots(1, 2 if ttff else 1, figsize=(10 if ttff else 6, 3.8), squeeze=False)
+    ax = axes[0][0]
+    for server, label, colour in PEERS:
+        points = sorted((x["viewers"], x) for x in cpu if x["server"] == server)
+        if not points:
+            continue
+        ax.plot(
+            [v for v, _ in points], [x["server_cpu_pct"] for _, x in points], "o-", color=colour, label=label
+        )
+        for v, x in points:  # each round, small
+            rounds = x.get("server_cpu_pct_rounds") or []
+            ax.plot([v] * len(rounds), rounds, ".", color=colour, alpha=0.5)
+            if not x.get("valid", True):
+                ax.plot([v], [x["server_cpu_pct"]], "rx", markersize=10)
+    ax.set_xlabel("viewers (one 720p25 ~2 Mbit/s camera)")
+    ax.set_ylabel("server CPU, % of one core")
+    ax.set_title("Server CPU vs viewers (red x: a round invalid)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if ttff:
+        ax2 = axes[0][1]
+        idx = range(len(ttff))
+        ax2.bar([i - 0.2 for i in idx], [x["p50_ms"] for x in ttff], 0.4, label="p50")
+        ax2.bar([i + 0.2 for i in idx], [x["p95_ms"] for x in ttff], 0.4, label="p95")
+        names = [f"{x.get('viewer', 'aiortc')}: {x['label']}".replace(", ", "\n") for x in ttff]
+        ax2.set_xticks(list(idx), names, fontsize=6)
+        ax2.set_ylabel("ms")
+        gop = ttff[0].get("camera", {}).get("gop_s", "?")
+        ax2.set_title(f"Warm time to first frame (GOP {gop} s)")
+        ax2.legend(fontsize=8)
+    return _save(fig, out_dir, "perf_peers.png")
+
+
 def draw(latest: dict[str, list[Line]], out_dir: Path) -> list[tuple[str, str]]:
     """Draw what the results allow; return (file name, alt text) pairs, file names relative to the page."""
     out: list[tuple[str, str]] = []

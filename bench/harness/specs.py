@@ -26,6 +26,17 @@ class Spec:
 
 SPECS: list[Spec] = [
     Spec(
+        # The headline comparison: videohub against Janus (as shipped and tuned) on the same camera.
+        "peers",
+        "peers.py",
+        [["--levels", "none,0,1,10,50,100", "--rounds", "2", "--ttff-runs", "20"]],
+        # Under 3 minutes: levels none,0,1,10, one round, short windows, 3 warm joins per server.
+        [["--quick"]],
+        timeout_s=3600,
+        quick_timeout_s=240,
+        heavy=True,
+    ),
+    Spec(
         "registry",
         "registry.py",
         [[]],
