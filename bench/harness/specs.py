@@ -94,6 +94,7 @@ SPECS: list[Spec] = [
         quick_timeout_s=240,
         heavy=True,
     ),
+    Spec("fuzz", "fuzz.py", [["--per-operation", "25"]], [["--per-operation", "2"]], timeout_s=1800),
     Spec(
         "soak",
         "soak.py",
