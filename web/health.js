@@ -156,7 +156,9 @@ async function start() {
   onLangChange(relabel);
   try {
     await loadLines();
-    await Promise.all([pollCameras(), alerts.load(), pollLines(), parked.load()]);
+    // The cameras first: the alert and parked lists name each camera from the table.
+    await Promise.all([pollCameras(), pollLines()]);
+    await Promise.all([alerts.load(), parked.load()]);
   } catch (err) {
     report(err);
   }

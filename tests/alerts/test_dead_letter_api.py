@@ -88,7 +88,7 @@ async def test_parked_events_are_listed_resent_and_deleted_by_maintenance(
     assert (first["last_error"], first["last_status"]) == ("HTTP 500", 500)
     assert first["parked_at"] and first["delivery"] != first["id"]
 
-    metrics = (await api.client.get("/metrics")).text
+    metrics = (await api.client.get("/metrics", headers=api.auth("admin"))).text
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
     assert [(s.labels["webhook"], s.value) for s in families["videohub_webhook_parked"].samples] == [
         ("ops", 3.0)

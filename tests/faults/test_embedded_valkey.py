@@ -136,7 +136,7 @@ async def test_a_killed_embedded_valkey_is_back_within_5_s_and_playback_never_st
         assert set(users) <= names
         assert (await http.get("/api/auth/me", headers=svc.auth(tokens[1]))).status_code == 200
 
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers=svc.auth())).text
         assert "videohub_redis_restarts_total 1.0" in metrics, metrics[-3000:]
 
 
