@@ -1,6 +1,34 @@
 // The /ws client: authenticates with the first message (browsers cannot set headers on a WebSocket,
 // and a token in the URL would reach access logs), subscribes to topics, reconnects with backoff.
 import { redirectToLogin, token } from "/web/common/api.js";
+import { onLangChange, registerStrings, t } from "/web/common/i18n.js";
+
+registerStrings({
+  "zh-CN": { "live.degraded": "存储服务暂时不可用：画面照常播放，更改暂时无法保存，恢复后自动同步" },
+  en: { "live.degraded": "Storage is unavailable: video keeps playing; changes cannot be saved until it is back" },
+});
+
+// The server says when Redis is unreachable ({"type":"degraded","redis":"unreachable"}) and when it is
+// back ("ok"): every page shows one banner meanwhile, so nobody mistakes a refused save for a bug.
+function showDegraded(down) {
+  let banner = document.getElementById("live-degraded");
+  if (!banner && !down) return;
+  if (!banner) {
+    banner = document.createElement("div");
+    banner.id = "live-degraded";
+    banner.setAttribute("role", "status");
+    banner.style.cssText =
+      "position:fixed;bottom:0;left:0;right:0;z-index:1000;padding:6px 12px;text-align:center;" +
+      "background:#b45309;color:#fff;font-size:14px;pointer-events:none";
+    document.body.appendChild(banner);
+    onLangChange(() => {
+      banner.textContent = t("live.degraded");
+    });
+  }
+  banner.textContent = t("live.degraded");
+  banner.hidden = !down;
+  document.body.dataset.store = down ? "unreachable" : "ok";
+}
 
 export class LiveSocket {
   // topics: e.g. ["wall:main", "alerts", "health"]; onMessage(msg) gets every pushed JSON message;
@@ -36,10 +64,13 @@ export class LiveSocket {
         return;
       }
       if (msg.type === "ready") {
+        showDegraded(false); // authenticated: the store answered just now
         this.attempts = 0;
         this.setStatus("open");
         return;
       }
+      if (msg.type === "degraded") showDegraded(msg.redis !== "ok");
+      if (msg.type === "error" && msg.status === 503) showDegraded(true); // could not even authenticate
       if (msg.type === "error" && msg.status === 401) {
         this.close();
         redirectToLogin();
