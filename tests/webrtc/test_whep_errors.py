@@ -180,3 +180,18 @@ async def _patch_cases(whep: Whep, viewer: Viewer) -> None:
     assert (await viewer.frame(within=30)).width == SIZE[0]  # none of it disturbed playback
     unknown = await whep.client.patch("/whep/sessions/nope", content=frag, headers=sdpfrag)
     assert unknown.status_code == 404
+
+
+async def test_head_discovers_the_endpoint_for_a_camera_the_caller_may_watch(whep: Whep) -> None:
+    # draft-ietf-wish-whep: a WHEP endpoint answers HEAD; a player learns it exists and may be watched.
+    response = await whep.client.head("/whep/cam-cb", headers=whep.auth("operator"))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/sdp"
+    assert response.content == b""
+    assert "HEAD" in response.headers["allow"] and "POST" in response.headers["allow"]
+    assert (await whep.client.head("/whep/cam-cb")).status_code == 401
+    assert (await whep.client.head("/whep/nope", headers=whep.auth("operator"))).status_code == 404
+    # Another line's camera is not there for a line admin, as for every other request.
+    assert (await whep.client.head("/whep/cam-cb", headers=whep.auth("safety_admin"))).status_code == 404
+    # No session was made by any of it.
+    assert await whep.live() == []

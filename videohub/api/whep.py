@@ -1,6 +1,8 @@
 """WHEP (draft-ietf-wish-whep) playback endpoints: the one way to watch a camera.
 
     OPTIONS /whep/{camera_id}             204, Accept-Post: application/sdp (no auth: CORS preflight)
+    HEAD    /whep/{camera_id}             200, Content-Type: application/sdp for a camera the caller may
+                                          watch (endpoint discovery, as the WHEP draft asks); 401/404
     POST    /whep/{camera_id}?stream=…    201, Location /whep/sessions/{id}, ETag, body = SDP answer
     OPTIONS /whep/sessions/{id}           204, Accept-Patch: application/trickle-ice-sdpfrag
     PATCH   /whep/sessions/{id}           204 trickle candidates; 422 for an ICE restart (aiortc cannot
@@ -88,8 +90,22 @@ def _link_headers(svc: Services) -> list[str]:
 
 @router.options("/whep/{camera_id}", include_in_schema=False)
 async def whep_endpoint_options(request: Request, svc: ServicesDep) -> Response:
-    headers = {"Accept-Post": SDP, "Allow": "OPTIONS, POST", **_cors(request, svc, "OPTIONS, POST")}
+    methods = "OPTIONS, HEAD, POST"
+    headers = {"Accept-Post": SDP, "Allow": methods, **_cors(request, svc, methods)}
     return Response(status_code=204, headers=headers)
+
+
+@router.head("/whep/{camera_id}", response_class=Response, include_in_schema=False)
+async def whep_endpoint_head(
+    request: Request, camera: VisibleCamera, user: CurrentUser, svc: ServicesDep
+) -> Response:
+    """The endpoint exists and the caller may watch this camera (no session is made, nothing is sent)."""
+    methods = "OPTIONS, HEAD, POST"
+    headers = {"Content-Type": SDP, "Accept-Post": SDP, "Allow": methods, **_cors(request, svc, methods)}
+    response = Response(status_code=200, headers=headers)
+    for link in _link_headers(svc):
+        response.headers.append("Link", link)
+    return response
 
 
 @router.post(
