@@ -29,6 +29,7 @@ from videohub.alerts.deadletter import Failure
 from videohub.alerts.models import Alert, AlertEvent
 from videohub.alerts.pace import Pace
 from videohub.alerts.service import AlertService
+from videohub.logs import redact
 from videohub.settings.channels import DingTalkSettings, MailSettings
 from videohub.settings.health import AlertSettings
 
@@ -248,6 +249,20 @@ async def test_an_echoed_key_never_reaches_the_parked_event(redis: aioredis.Redi
     )
     for secret in (WECOM_KEY, DING_TOKEN, DING_SECRET):
         assert secret not in wecom.last_error + ding.last_error and secret not in stored
+
+
+def test_robot_urls_are_masked_in_any_log_line() -> None:
+    """httpx (at debug level) and any other library that logs a robot's URL: no key, token or sign."""
+    wecom = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    lines = [
+        f'HTTP Request: POST {wecom}?key={WECOM_KEY} "HTTP/1.1 200 OK"',
+        f"POST https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}&timestamp=1&sign=N3g%2F%3D",
+    ]
+    masked = [redact(line) for line in lines]
+    assert masked == [
+        f'HTTP Request: POST {wecom}?key=*** "HTTP/1.1 200 OK"',
+        "POST https://oapi.dingtalk.com/robot/send?access_token=***&timestamp=1&sign=***",
+    ]
 
 
 def sample_event() -> AlertEvent:
