@@ -56,6 +56,7 @@ def test_channels_with_their_defaults(tmp_path: Path) -> None:
     channels = load_settings(path, lines=LINES).alerts.channels
     (wecom,), (ding,), (mail,) = channels.wecom, channels.dingtalk, channels.mail
     assert (wecom.base_url, wecom.max_per_minute, wecom.lines) == (WECOM_URL, 20, [])
+    assert wecom.events == ding.events == mail.events == ["opened", "acknowledged", "resolved"]
     assert (ding.base_url, ding.at_mobiles, ding.at_all) == (DINGTALK_URL, [], False)
     assert (mail.host, mail.port, mail.security, mail.from_addr, mail.html) == (
         "smtp.example.org",
@@ -146,6 +147,16 @@ def test_channels_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "unique: ops",
         ),
         ({"channels": {"slack": []}}, "alerts.channels.slack", "unknown key"),
+        (
+            {"channels": {"wecom": [{**WECOM, "events": []}]}},
+            "alerts.channels.wecom.0.events",
+            "at least one event",
+        ),
+        (
+            {"channels": {"wecom": [{**WECOM, "events": ["closed"]}]}},
+            "alerts.channels.wecom.0.events.0",
+            "opened",
+        ),
     ],
 )
 def test_bad_channel_settings_name_the_key(tmp_path: Path, alerts: object, key: str, reason: str) -> None:

@@ -118,6 +118,7 @@ async def test_each_channel_gets_its_lines_alerts_in_its_own_format(
     async with Running(service):
         await service.reconcile("ga-1", "public_security", {"offline": ["refused"]})
         await service.reconcile("aj-1", "safety", {"degraded": ["black"]})
+        await service.reconcile("ga-1", "public_security", {"offline": ["timeout"]})  # "updated": not sent
         await service.reconcile("ga-1", "public_security", {})
         await wait_for(lambda: len(doubles.smtp.received) == 3)
         await wait_for(lambda: len(doubles.wecom.received) == 2 and len(doubles.ding.received) == 1)
@@ -143,6 +144,23 @@ async def test_each_channel_gets_its_lines_alerts_in_its_own_format(
     assert (first.mail_from, first.rcpt_to) == ("videohub@example.org", ["ops@example.org"])
     message = first.message()
     assert message["Message-ID"] == f"<{message['X-Videohub-Delivery']}.ops_mail@example.org>"
+
+
+async def test_a_channel_sends_the_events_it_names(redis: aioredis.Redis, doubles: Doubles) -> None:
+    settings = channel_settings(doubles)
+    mail = settings.channels.mail[0].model_copy(update={"events": ["updated", "resolved"]})
+    channels = settings.channels.model_copy(update={"mail": [mail]})
+    service = AlertService(redis, settings.model_copy(update={"channels": channels}), directory=LINES)
+    async with Running(service):
+        await service.reconcile("ga-1", "public_security", {"offline": ["refused"]})
+        await service.reconcile("ga-1", "public_security", {"offline": ["timeout"]})
+        await service.reconcile("ga-1", "public_security", {})
+        await wait_for(lambda: len(doubles.smtp.received) == 2 and len(doubles.wecom.received) == 2)
+    assert [m.message()["X-Videohub-Event"] for m in doubles.smtp.received] == ["updated", "resolved"]
+    assert [c.split("\n")[0] for c in doubles.wecom.contents()] == [
+        '## <font color="warning">告警 · 离线</font>',
+        '## <font color="info">已恢复 · 离线</font>',
+    ]
 
 
 async def test_too_fast_and_try_later_answers_are_retried_then_delivered(

@@ -73,6 +73,24 @@ BaseUrl = Annotated[str, Field(min_length=8, max_length=512), AfterValidator(_ba
 Lines = Annotated[
     list[str], Field(max_length=100, description="Lines whose alerts are sent; empty means all lines.")
 ]
+EventName = Literal["opened", "updated", "acknowledged", "resolved"]
+
+
+def _events(value: list[EventName]) -> list[EventName]:
+    if not value:
+        raise ValueError("name at least one event")
+    return sorted(set(value), key=["opened", "updated", "acknowledged", "resolved"].index)
+
+
+Events = Annotated[list[EventName], Field(max_length=4), AfterValidator(_events)]
+EVENTS_DESCRIPTION = (
+    "Events sent. 'updated' (an open alert's reasons changed) is left out by default: a group chat would "
+    "get a message per change."
+)
+
+
+def _default_events() -> list[EventName]:
+    return ["opened", "acknowledged", "resolved"]
 
 
 def env_secret(name: str) -> str:
@@ -92,6 +110,7 @@ class WeComSettings(_Section):
         WECOM_URL, description="The robot endpoint without its query (tests: a double)."
     )
     lines: Lines = Field(default_factory=list)
+    events: Events = Field(default_factory=_default_events, description=EVENTS_DESCRIPTION)
     max_per_minute: int = Field(
         20, ge=1, le=600, description="Messages sent per minute at most (WeCom allows a robot 20)."
     )
@@ -108,6 +127,7 @@ class DingTalkSettings(_Section):
         DINGTALK_URL, description="The robot endpoint without its query (tests: a double)."
     )
     lines: Lines = Field(default_factory=list)
+    events: Events = Field(default_factory=_default_events, description=EVENTS_DESCRIPTION)
     at_mobiles: list[str] = Field(
         default_factory=list, max_length=20, description="Mobile numbers of group members to @ in each alert."
     )
@@ -168,6 +188,7 @@ class MailSettings(_Section):
     )
     to: list[MailAddress] = Field(min_length=1, max_length=50, description="Recipient addresses.")
     lines: Lines = Field(default_factory=list)
+    events: Events = Field(default_factory=_default_events, description=EVENTS_DESCRIPTION)
     html: bool = Field(True, description="Add an HTML part beside the plain text.")
     timeout_seconds: float = Field(
         15.0, ge=1, le=120, description="Timeout of each step of one SMTP conversation."

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import ClassVar
 
 from videohub.alerts.deadletter import Failure
@@ -36,10 +36,18 @@ class Channel(ABC):
     kind: ClassVar[ChannelKind]
 
     def __init__(
-        self, name: str, lines: Sequence[str], *, secrets: Sequence[str] = (), pace: Pace | None = None
+        self,
+        name: str,
+        lines: Sequence[str],
+        *,
+        events: Collection[EventType] | None = None,
+        secrets: Sequence[str] = (),
+        pace: Pace | None = None,
     ) -> None:
         self.name = name
         self.lines = list(lines)
+        self.events = None if events is None else frozenset(events)
+        """The events sent (None: all of them)."""
         self.pace = pace
         """Sends per minute this channel allows, if it has a limit (the robots do)."""
         self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
@@ -50,6 +58,8 @@ class Channel(ABC):
         return f"{self.kind}:{self.name}"
 
     def wants(self, event: AlertEvent) -> bool:
+        if self.events is not None and event.event not in self.events:
+            return False
         return not self.lines or event.alert.line in self.lines
 
     @abstractmethod

@@ -71,6 +71,7 @@ class DingTalkChannel(RobotChannel):
             config.lines,
             client,
             directory,
+            events=config.events,
             timeout=timeout,
             park_statuses=park_statuses,
             secrets=[self.token, self.secret, quote(self.token, safe=""), quote_plus(self.secret)],

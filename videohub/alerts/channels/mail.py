@@ -127,7 +127,8 @@ class MailChannel(Channel):
         self.config = config
         self.directory = directory
         self.password = env_secret(config.password_env) if config.password_env else None
-        super().__init__(config.name, config.lines, secrets=[self.password] if self.password else [])
+        secrets = [self.password] if self.password else []
+        super().__init__(config.name, config.lines, events=config.events, secrets=secrets)
         # One thread of its own: a slow mail server holds this channel's deliveries only.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mail-{config.name}")
 

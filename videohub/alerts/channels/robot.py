@@ -80,12 +80,13 @@ class RobotChannel(Channel):
         client: httpx.AsyncClient,
         directory: Directory,
         *,
+        events: Collection[EventType],
         timeout: float,
         park_statuses: Collection[int],
         secrets: Sequence[str],
         max_per_minute: int,
     ) -> None:
-        super().__init__(name, lines, secrets=secrets, pace=Pace(max_per_minute))
+        super().__init__(name, lines, events=events, secrets=secrets, pace=Pace(max_per_minute))
         self.client = client
         self.directory = directory
         self.timeout = timeout

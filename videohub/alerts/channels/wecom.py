@@ -58,6 +58,7 @@ class WeComChannel(RobotChannel):
             config.lines,
             client,
             directory,
+            events=config.events,
             timeout=timeout,
             park_statuses=park_statuses,
             secrets=[self.key, quote(self.key, safe="")],
