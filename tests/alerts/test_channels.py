@@ -8,6 +8,7 @@ that check the documented request shapes (``tests/alerts/robots.py``, ``tests/al
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -237,6 +238,26 @@ async def test_a_broken_wecom_robot_does_not_hold_up_dingtalk_or_mail(
         await doubles.wecom.start()
         await wait_for(lambda: len(doubles.wecom.received) == 5)
     assert [m["markdown"]["title"].split(" · ")[0] for m in doubles.ding.messages()] == ["告警"] * 5
+
+
+async def test_a_robot_at_its_rate_limit_leaves_later_events_unread(
+    redis: aioredis.Redis, doubles: Doubles
+) -> None:
+    """Two messages a minute: the third event waits in the stream, not pending in this worker's name
+    (where another worker would take it over as if this one had died, and send it beside it)."""
+    settings = channel_settings(doubles)
+    wecom = settings.channels.wecom[0].model_copy(update={"max_per_minute": 2})
+    channels = settings.channels.model_copy(update={"wecom": [wecom]})
+    service = AlertService(redis, settings.model_copy(update={"channels": channels}), directory=LINES)
+    async with Running(service):
+        for i in range(3):
+            await service.reconcile(f"ga-{i}", "public_security", {"offline": ["refused"]})
+        await wait_for(lambda: len(doubles.wecom.received) == 2 and len(doubles.smtp.received) == 3)
+        await asyncio.sleep(0.5)  # well within the minute the third one waits for
+        pending = await redis.xpending("vh:alerts:events", "wecom:ga_wecom")
+        (group,) = [g for g in await redis.xinfo_groups("vh:alerts:events") if g["name"] == "wecom:ga_wecom"]
+    assert len(doubles.wecom.received) == 2 and doubles.wecom.problems == []
+    assert pending["pending"] == 0 and group["lag"] == 1
 
 
 async def test_an_echoed_key_never_reaches_the_parked_event(redis: aioredis.Redis, doubles: Doubles) -> None:

@@ -85,6 +85,14 @@ class ChannelDelivery:
         self.group = channel.group
         self.stats = DeliveryStats()
         self._outage = OutageLog(log, f"{channel.kind} {channel.name}")
+        # A paced channel takes new events one at a time, once its rate allows one: events waiting
+        # for the rate stay unread in the stream, not pending (and idle) in this worker's name,
+        # where another worker would take them over as if this one had died.
+        self.batch = 50 if channel.pace is None else 1
+
+    async def _free_slot(self) -> None:
+        if self.channel.pace is not None:
+            await self.channel.pace.free()
 
     async def run(self) -> None:
         reconnected = True
@@ -98,8 +106,9 @@ class ChannelDelivery:
                     await self._drain("0")
                     reconnected = False
                 await self._claim_stale()
+                await self._free_slot()
                 rows = await self.redis.xreadgroup(
-                    self.group, self.consumer, {self.stream: ">"}, count=50, block=1000
+                    self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=1000
                 )
                 self._outage.ok()
                 for _stream, entries in rows:
@@ -160,7 +169,9 @@ class ChannelDelivery:
     async def resend(self, stored: Stored) -> Failure | None:
         """Send a parked event again now: its stored payload (rendered afresh if it never rendered)."""
         event = stored.alert_event()
-        payload = stored.body or await self.channel.render(stored.delivery, event)
+        payload = stored.body or await self._render(stored.delivery, event)
+        if isinstance(payload, Failure):
+            return payload
         if self.channel.pace is not None:
             self.channel.pace.note()
         return await self.channel.send(stored.delivery, event.event, payload)

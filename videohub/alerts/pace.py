@@ -44,11 +44,15 @@ class Pace:
         self.wait_seconds()
         self._sent.append(self.clock())
 
-    async def acquire(self) -> None:
-        """Wait until one more send fits, and count it."""
+    async def free(self) -> None:
+        """Wait until one more send fits (counting nothing)."""
         while True:
             wait = self.wait_seconds()
             if wait <= 0:
-                self._sent.append(self.clock())
                 return
             await asyncio.sleep(wait)
+
+    async def acquire(self) -> None:
+        """Wait until one more send fits, and count it."""
+        await self.free()
+        self._sent.append(self.clock())
