@@ -53,11 +53,14 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
 
 @dataclass
 class DeliveryStats:
+    """What this worker's delivery of one channel did (``/metrics`` shows it)."""
+
     delivered: int = 0
     failures: int = 0
     skipped: int = 0
     last_error: str | None = None
     last_status: int | None = None
+    """HTTP status of the last failed attempt (None after a success, or without an answer)."""
     retrying: bool = False
     parked: int = 0
     """Events this worker parked (the dead-letter stream's length is the count that matters)."""
