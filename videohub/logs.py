@@ -1,7 +1,8 @@
 """Structured logging that cannot leak credentials.
 
-A filter on the root handler rewrites every record's final text: userinfo in URLs, bearer tokens
-and ``password=`` pairs are masked, whatever module logged them (ours, uvicorn's, aiortc's, PyAV's).
+A filter on the root handler rewrites every record's final text: userinfo in URLs, bearer tokens,
+``password=`` pairs and the chat robots' ``?key=`` and ``&sign=`` are masked, whatever module logged
+them (ours, uvicorn's, httpx's, aiortc's, PyAV's).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ _PATTERNS = (
     (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@"), r"\1***@"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
     (re.compile(r"(?i)((?:password|passwd|pwd|token|secret)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;}]+"), r"\1***"),
+    # Chat robots' URLs: WeCom's ?key=, DingTalk's &sign= (with access_token, masked above).
+    (re.compile(r"(?i)([?&](?:key|sign)=)[^&\s\"'#]+"), r"\1***"),
 )
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -72,3 +75,7 @@ def setup_logging(level: str = "info", json_lines: bool = False) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # httpx logs every request's URL at info (alert deliveries log their own failures); the filter
+    # masks robot keys in it anyway, at debug level too.
+    if root.level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,5 +1,5 @@
 // The health page (运维监测) for maintenance staff: counters per state, the camera table with
-// thumbnails and fps sparklines, the active alerts with acknowledge/resolve, the webhooks' parked
+// thumbnails and fps sparklines, the active alerts with acknowledge/resolve, the webhooks' and channels' parked
 // events with re-send, availability per line and a camera detail view. Numbers are polled; state
 // changes and alerts arrive live over /ws.
 import "/web/health/strings.js";
@@ -22,7 +22,7 @@ const CAMERAS_LARGE_MS = 15000; // for a large registry the list is heavy: poll 
 const LARGE = 500;
 const LINES_MS = 30000; // availability moves slowly
 const ALERTS_FALLBACK_MS = 10000; // only while /ws is down
-const PARKED_MS = 15000; // parked webhook events: rare, and not pushed over /ws
+const PARKED_MS = 15000; // parked webhook and channel events: rare, and not pushed over /ws
 
 const user = requireLogin();
 mountNav("health");

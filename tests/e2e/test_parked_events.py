@@ -127,7 +127,7 @@ def test_a_parked_event_shows_on_the_health_page_and_is_resent_from_it(
     assert parked_items(service, camera) == []
 
     page.click("[data-testid=lang-switch]")
-    expect(panel.locator("h2")).to_have_text("Parked webhook events")
+    expect(panel.locator("h2")).to_have_text("Parked alert deliveries")
 
     # An operator does not see parked events at all.
     watcher = new_page()

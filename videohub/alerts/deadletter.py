@@ -1,12 +1,16 @@
-"""Parked webhook events: per webhook, a bounded dead-letter stream of the events it kept refusing.
+"""Parked events: per channel (webhook, robot, mail), a bounded dead-letter stream of the events it
+kept refusing.
 
-Keys (prefix ``vh:``): ``alerts:dead:<hook>``, a stream with one entry per parked event:
+Keys (prefix ``vh:``): ``alerts:dead:<name>``, a stream with one entry per parked event:
 ``delivery`` (the event's id in the alert stream, sent as ``X-Videohub-Delivery``), ``body`` (the
-exact JSON that was POSTed: a re-send is byte for byte the same, with the same signature),
-``event``, ``attempts``, ``last_error``, ``last_status`` and ``parked_at``. The stream is trimmed to
-about ``webhook_dead_maxlen`` entries, the oldest first.
+exact payload that was sent: a webhook's JSON, a robot's JSON message, a whole mail; a re-send is
+byte for byte the same), ``alert`` (the event itself, JSON: what the API shows; entries parked
+before channels existed have only the webhook body, which holds it), ``event``, ``attempts``,
+``last_error``, ``last_status`` and ``parked_at``. The stream is trimmed to about
+``webhook_dead_maxlen`` entries, the oldest first. No secret is stored: robot URLs are built per
+attempt, and error texts are cleaned by the channel.
 
-Parking is one transaction with the XACK in the webhook's consumer group, so an event is either
+Parking is one transaction with the XACK in the channel's consumer group, so an event is either
 still pending (and retried) or parked: never lost, never both.
 """
 
@@ -24,7 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from videohub.alerts.models import Alert, EventType, ParkedEvent
+from videohub.alerts.models import Alert, AlertEvent, ChannelKind, EventType, ParkedEvent
 from videohub.alerts.store import entry_field, text
 
 log = logging.getLogger(__name__)
@@ -37,10 +41,12 @@ ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why one delivery attempt failed: text safe to show (no URL) and the HTTP status, if any."""
+    """Why one delivery attempt failed: text safe to show (no URL, no secret) and the HTTP status, if
+    any; ``final`` when a retry cannot change the answer (the event is parked at once)."""
 
     error: str
     status: int | None = None
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +61,21 @@ class Stored:
     last_error: str
     last_status: int | None
     parked_at: float
+    alert: str | None = None
+    """The event as JSON (None in entries parked before channels: their body is the event)."""
 
-    def public(self, hook: str) -> ParkedEvent:
-        alert = Alert.model_validate(json.loads(self.body)["alert"])
+    def alert_event(self) -> AlertEvent:
+        if self.alert is not None:
+            return AlertEvent.model_validate_json(self.alert)
+        body = json.loads(self.body)
+        return AlertEvent(event=self.event, alert=Alert.model_validate(body["alert"]))
+
+    def public(self, hook: str, channel: ChannelKind = "webhook") -> ParkedEvent:
+        alert = self.alert_event().alert
         return ParkedEvent(
             id=self.id,
             hook=hook,
+            channel=channel,
             delivery=self.delivery,
             event=self.event,
             alert=alert,
@@ -72,9 +87,10 @@ class Stored:
 
 
 def _fields(
-    delivery: str, body: bytes, event: EventType, attempts: int, failure: Failure
+    delivery: str, body: bytes, event: EventType, attempts: int, failure: Failure, alert: str | None
 ) -> dict[str, str | int | float]:
-    return {
+    fields: dict[str, str | int | float] = {} if alert is None else {"alert": alert}
+    return fields | {
         "delivery": delivery,
         "body": body.decode(),
         "event": event,
@@ -100,11 +116,12 @@ def _stored(entry_id: Any, fields: dict[Any, Any]) -> Stored:
         last_error=entry_field(fields, "last_error"),
         last_status=int(status) if status else None,
         parked_at=float(entry_field(fields, "parked_at")),
+        alert=entry_field(fields, "alert") if "alert" in fields or b"alert" in fields else None,
     )
 
 
 class DeadLetters:
-    """Owns the webhooks' dead-letter streams: park, list, take out."""
+    """Owns the channels' dead-letter streams: park, list, take out."""
 
     def __init__(self, redis: aioredis.Redis, *, prefix: str = "vh:", maxlen: int = 10_000) -> None:
         self.redis = redis
@@ -119,18 +136,18 @@ class DeadLetters:
         hook: str,
         delivery: str,
         body: bytes,
-        event: EventType,
+        event: AlertEvent,
         attempts: int,
         failure: Failure,
         *,
         stream: str,
         group: str,
     ) -> str:
-        """Park the event and acknowledge it in the hook's consumer group, atomically."""
+        """Park the event and acknowledge it in the channel's consumer group, atomically."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self.key(hook),
-                _fields(delivery, body, event, attempts, failure),
+                _fields(delivery, body, event.event, attempts, failure, event.model_dump_json()),
                 maxlen=self.maxlen,
                 approximate=True,
             )
@@ -148,7 +165,7 @@ class DeadLetters:
             try:
                 out.append(_stored(entry_id, fields))
             except (ValueError, KeyError) as exc:  # not ours, or hand-edited: shown nowhere, kept
-                log.warning("webhook %s: dead-letter entry %s unreadable (%s)", hook, text(entry_id), exc)
+                log.warning("alerts %s: dead-letter entry %s unreadable (%s)", hook, text(entry_id), exc)
         return out
 
     async def newest(self, hook: str, limit: int = 100) -> list[Stored]:
@@ -157,14 +174,14 @@ class DeadLetters:
     async def oldest(self, hook: str, limit: int = 100) -> list[Stored]:
         return self._valid(hook, await self.redis.xrange(self.key(hook), "-", "+", count=limit))
 
-    async def list(self, hook: str, limit: int = 100) -> list[ParkedEvent]:
-        """The hook's parked events, newest first."""
+    async def list(self, hook: str, limit: int = 100, channel: ChannelKind = "webhook") -> list[ParkedEvent]:
+        """The channel's parked events, newest first."""
         out: list[ParkedEvent] = []
         for stored in await self.newest(hook, limit):
             try:
-                out.append(stored.public(hook))
+                out.append(stored.public(hook, channel))
             except (ValueError, ValidationError) as exc:
-                log.warning("webhook %s: dead-letter entry %s unreadable (%s)", hook, stored.id, exc)
+                log.warning("alerts %s: dead-letter entry %s unreadable (%s)", hook, stored.id, exc)
         return out
 
     async def remove(self, hook: str, entry_id: str) -> bool:
@@ -172,7 +189,9 @@ class DeadLetters:
 
     async def refused_again(self, hook: str, stored: Stored, failure: Failure) -> Stored:
         """A re-send failed: the entry is replaced by one with the attempt and error counted."""
-        fields = _fields(stored.delivery, stored.body, stored.event, stored.attempts + 1, failure)
+        fields = _fields(
+            stored.delivery, stored.body, stored.event, stored.attempts + 1, failure, stored.alert
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.key(hook), fields, maxlen=self.maxlen, approximate=True)
             pipe.xdel(self.key(hook), stored.id)
@@ -186,6 +205,7 @@ class DeadLetters:
             last_error=failure.error,
             last_status=failure.status,
             parked_at=float(fields["parked_at"]),
+            alert=stored.alert,
         )
 
     async def count(self, hook: str) -> int:

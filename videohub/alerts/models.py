@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 AlertState = Literal["open", "acknowledged", "resolved"]
 ALERT_STATES: tuple[AlertState, ...] = ("open", "acknowledged", "resolved")
 EventType = Literal["opened", "updated", "acknowledged", "resolved"]
+ChannelKind = Literal["webhook", "wecom", "dingtalk", "mail"]
 
 
 class Alert(BaseModel):
@@ -61,15 +62,19 @@ class AlertPage(BaseModel):
 
 
 class ParkedEvent(BaseModel):
-    """An alert event a webhook kept refusing, parked in that webhook's dead-letter stream."""
+    """An alert event a channel (webhook, robot, mail) kept refusing, parked in its dead-letter stream."""
 
     id: str = Field(description="Entry id in the dead-letter stream (changes when a re-send fails).")
-    hook: str = Field(description="Name of the webhook.")
+    hook: str = Field(description="Name of the webhook or channel.")
+    channel: ChannelKind = Field("webhook", description="What kind of channel it is.")
     delivery: str = Field(description="X-Videohub-Delivery of the event: what receivers de-duplicate on.")
     event: EventType
     alert: Alert
     attempts: int = Field(description="Delivery attempts so far, re-sends included.")
-    last_error: str = Field(description="e.g. 'HTTP 500' or 'ConnectError'; never the webhook's URL.")
+    last_error: str = Field(
+        description="e.g. 'HTTP 500', 'ConnectError', 'errcode 93000: …', 'SMTP 550: …'; never a URL "
+        "or a secret."
+    )
     last_status: int | None = Field(None, description="HTTP status of the last answer, if there was one.")
     parked_at: datetime
 
@@ -77,10 +82,13 @@ class ParkedEvent(BaseModel):
 class ParkedPage(BaseModel):
     items: list[ParkedEvent] = Field(description="Newest first, up to limit.")
     counts: dict[str, int] = Field(description="Parked events per webhook (all of them, not only listed).")
+    channels: dict[str, ChannelKind] = Field(
+        default_factory=dict, description="The kind of each webhook or channel in counts."
+    )
 
 
 class ResendResult(BaseModel):
-    resent: int = Field(description="Events the webhook accepted (2xx) and that left the dead-letter stream.")
+    resent: int = Field(description="Events the channel accepted and that left the dead-letter stream.")
     failed: ParkedEvent | None = Field(
         None, description="The event the webhook refused again (still parked); a re-send-all stops there."
     )

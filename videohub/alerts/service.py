@@ -14,11 +14,12 @@ import httpx
 import redis.asyncio as aioredis
 
 from videohub.aio import checkpoint
+from videohub.alerts.channels import Directory, build_channels
 from videohub.alerts.deadletter import DeadLetters
+from videohub.alerts.delivery import ChannelDelivery, ensure_group
 from videohub.alerts.live import LiveAlerts
 from videohub.alerts.models import Alert, ParkedEvent, ResendResult
 from videohub.alerts.store import AlertStore, Clock, text
-from videohub.alerts.webhooks import WebhookDelivery, ensure_group
 from videohub.errors import NotFound
 from videohub.settings.health import AlertSettings
 from videohub.store import OUTAGE
@@ -32,7 +33,8 @@ RESEND_BATCH = 200
 
 class AlertService:
     """Owns alert lifecycle and delivery: the Redis records (``store``), the live UI fan-out (``live``)
-    one ``WebhookDelivery`` per configured webhook, and the webhooks' parked events (``dead``).
+    one ``ChannelDelivery`` per configured webhook and channel (WeCom, DingTalk, mail), and their
+    parked events (``dead``). ``directory`` is where messages look up camera and line names.
 
     Sits after the health monitor (which calls ``reconcile`` when a camera's wanted alerts change) and
     before the API (``store`` for listing, ``acknowledge``/``resolve``) and /ws (``live.subscribe``).
@@ -47,6 +49,7 @@ class AlertService:
         prefix: str = "vh:",
         consumer: str | None = None,
         clock: Clock | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.settings = settings or AlertSettings()
         self.redis = redis
@@ -59,23 +62,22 @@ class AlertService:
         self.consumer = consumer or os.environ.get("VIDEOHUB_WORKER_ID") or socket.gethostname()
         self._client = httpx.AsyncClient()
         self.dead = DeadLetters(redis, prefix=prefix, maxlen=self.settings.webhook_dead_maxlen)
+        channels = build_channels(self.settings, directory or Directory(), self._client)
         self.deliveries = [
-            WebhookDelivery(
-                redis, self.store.stream, hook, self.settings, self.consumer, self._client, self.dead
-            )
-            for hook in self.settings.webhooks
+            ChannelDelivery(redis, self.store.stream, channel, self.settings, self.consumer, self.dead)
+            for channel in channels
         ]
-        self._resending = {d.hook.name: asyncio.Lock() for d in self.deliveries}
+        self._resending = {d.name: asyncio.Lock() for d in self.deliveries}
         self._groups_ready = False
         self._group_lock = asyncio.Lock()
 
     async def setup(self) -> None:
-        """Create the webhook consumer groups before the first event is written (idempotent)."""
+        """Create the channels' consumer groups before the first event is written (idempotent)."""
         async with self._group_lock:
             if self._groups_ready:
                 return
             for delivery in self.deliveries:
-                await ensure_group(self.redis, self.store.stream, delivery.hook)
+                await ensure_group(self.redis, self.store.stream, delivery.group)
             self._groups_ready = True
 
     async def reconcile(self, camera: str, line: str, desired: Mapping[Any, Sequence[str]]) -> list[Alert]:
@@ -106,48 +108,55 @@ class AlertService:
         await self.setup()
         return await self.store.resolve(alert_id, user, note)
 
-    # -- parked webhook events -------------------------------------------------------------
+    # -- parked events ---------------------------------------------------------------------
 
-    def delivery(self, hook: str) -> WebhookDelivery:
+    def delivery(self, hook: str) -> ChannelDelivery:
         for delivery in self.deliveries:
-            if delivery.hook.name == hook:
+            if delivery.name == hook:
                 return delivery
-        raise NotFound(f"webhook {hook!r} not found")
+        raise NotFound(f"webhook or channel {hook!r} not found")
 
     async def parked(self, hook: str, entry_id: str) -> ParkedEvent:
-        self.delivery(hook)
+        kind = self.delivery(hook).channel.kind
         stored = await self.dead.get(hook, entry_id)
         if stored is None:
-            raise NotFound(f"parked event {entry_id} of webhook {hook!r} not found")
-        return stored.public(hook)
+            raise NotFound(f"parked event {entry_id} of {hook!r} not found")
+        return stored.public(hook, kind)
 
     async def resend(self, hook: str, entry_id: str) -> ResendResult:
-        """Send one parked event again now; it leaves the dead-letter stream once the webhook takes it."""
+        """Send one parked event again now; it leaves the dead-letter stream once the channel takes it."""
         delivery = self.delivery(hook)
+        kind = delivery.channel.kind
         async with self._resending[hook]:  # two clicks on this worker send it once
             stored = await self.dead.get(hook, entry_id)
             if stored is None:
-                raise NotFound(f"parked event {entry_id} of webhook {hook!r} not found")
-            failure = await delivery.attempt(stored.delivery, stored.event, stored.body)
+                raise NotFound(f"parked event {entry_id} of {hook!r} not found")
+            failure = await delivery.resend(stored)
             if failure is None:
                 await self.dead.remove(hook, entry_id)
                 return ResendResult(resent=1, remaining=await self.dead.count(hook))
             again = await self.dead.refused_again(hook, stored, failure)
-            return ResendResult(resent=0, failed=again.public(hook), remaining=await self.dead.count(hook))
+            return ResendResult(
+                resent=0, failed=again.public(hook, kind), remaining=await self.dead.count(hook)
+            )
 
     async def resend_all(self, hook: str) -> ResendResult:
-        """Send the hook's parked events again, oldest first, up to ``RESEND_BATCH``; stop at the first
-        refusal (the webhook is still broken: hammering it with the rest would not help)."""
+        """Send the channel's parked events again, oldest first, up to ``RESEND_BATCH``; stop at the
+        first refusal (the receiver is still broken: hammering it with the rest would not help), and
+        when a robot's rate limit is reached (the page asks again for the rest)."""
         delivery = self.delivery(hook)
+        kind = delivery.channel.kind
         resent = 0
         async with self._resending[hook]:
             for stored in await self.dead.oldest(hook, RESEND_BATCH):
                 checkpoint()
-                failure = await delivery.attempt(stored.delivery, stored.event, stored.body)
+                if delivery.at_limit():
+                    break
+                failure = await delivery.resend(stored)
                 if failure is not None:
                     again = await self.dead.refused_again(hook, stored, failure)
                     return ResendResult(
-                        resent=resent, failed=again.public(hook), remaining=await self.dead.count(hook)
+                        resent=resent, failed=again.public(hook, kind), remaining=await self.dead.count(hook)
                     )
                 await self.dead.remove(hook, stored.id)
                 resent += 1
@@ -159,16 +168,16 @@ class AlertService:
         return parked
 
     async def run(self) -> None:
-        """Live fan-out, webhook deliveries and history trimming, until cancelled."""
+        """Live fan-out, channel deliveries and history trimming, until cancelled."""
         await self.setup()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.live.run(), name="alerts-live")
                 for delivery in self.deliveries:
-                    tg.create_task(delivery.run(), name=f"webhook-{delivery.hook.name}")
+                    tg.create_task(delivery.run(), name=f"{delivery.channel.kind}-{delivery.name}")
                 tg.create_task(self._trim_loop(), name="alerts-trim")
         finally:
-            await self._client.aclose()
+            await self.close()
 
     async def _trim_loop(self) -> None:
         while True:
@@ -184,5 +193,8 @@ class AlertService:
             await asyncio.sleep(3600)
 
     async def close(self) -> None:
-        """Release the HTTP client (safe to call twice; ``run`` also does it when cancelled)."""
+        """Release the HTTP client and the channels (safe to call twice; ``run`` also does it when
+        cancelled)."""
         await self._client.aclose()
+        for delivery in self.deliveries:
+            await delivery.channel.aclose()

@@ -1,5 +1,6 @@
 """Alerts API: list (everyone sees them; a line admin only its line's), acknowledge and resolve
-(maintenance and admin); the webhooks' parked events: list, re-send, delete (maintenance and admin)."""
+(maintenance and admin); the parked events of webhooks and channels (WeCom, DingTalk, mail): list,
+re-send, delete (maintenance and admin)."""
 
 from __future__ import annotations
 
@@ -114,9 +115,9 @@ async def resolve_alert(
     return after
 
 
-# -- parked webhook events (dead letters) ---------------------------------------------------------
+# -- parked events of webhooks and channels (dead letters) ----------------------------------------
 
-HookName = Annotated[str, Path(max_length=32, description="Name of a configured webhook.")]
+HookName = Annotated[str, Path(max_length=32, description="Name of a configured webhook or channel.")]
 EntryId = Annotated[str, Path(max_length=41, description="Id of the parked event (a stream entry id).")]
 
 
@@ -126,10 +127,16 @@ def _entry_id(entry_id: str) -> str:
     return entry_id
 
 
+def _action(alerts: AlertService, hook: str, verb: str) -> str:
+    """The audit action: ``webhook.resend`` as before for webhooks, ``wecom.resend`` … for channels."""
+    return f"{alerts.delivery(hook).channel.kind}.{verb}"
+
+
 def _summary(parked: ParkedEvent) -> dict[str, object]:
     """What the audit log keeps of a parked event (the alert by id: its record is in the alert store)."""
     return {
         "hook": parked.hook,
+        "channel": parked.channel,
         "delivery": parked.delivery,
         "event": parked.event,
         "alert": parked.alert.id,
@@ -146,29 +153,32 @@ async def list_parked(
     hook: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ParkedPage:
-    """Events webhooks kept refusing, newest first, with the count per webhook."""
+    """Events webhooks and channels kept refusing, newest first, with the count and kind of each."""
     alerts = service_of(svc)
     check_role(user, *ACTORS)
-    hooks = (
-        [alerts.delivery(hook).hook.name] if hook is not None else [d.hook.name for d in alerts.deliveries]
-    )
+    deliveries = [alerts.delivery(hook)] if hook is not None else alerts.deliveries
     items: list[ParkedEvent] = []
-    for name in hooks:
-        items.extend(await alerts.dead.list(name, limit))
+    for d in deliveries:
+        items.extend(await alerts.dead.list(d.name, limit, d.channel.kind))
     items.sort(key=lambda p: p.parked_at, reverse=True)
-    return ParkedPage(items=items[:limit], counts=await alerts.dead.counts(hooks))
+    return ParkedPage(
+        items=items[:limit],
+        counts=await alerts.dead.counts(d.name for d in deliveries),
+        channels={d.name: d.channel.kind for d in deliveries},
+    )
 
 
 @router.post("/api/alerts/dead/{hook}/resend-all", response_model=ResendResult)
 async def resend_all_parked(hook: HookName, user: CurrentUser, svc: ServicesDep) -> ResendResult:
-    """Send the webhook's parked events again, oldest first, until it refuses one (at most 200 a call)."""
+    """Send the channel's parked events again, oldest first, until it refuses one (at most 200 a call;
+    a robot's, as many as its rate limit allows now)."""
     alerts = service_of(svc)
     check_role(user, *ACTORS)
-    before = await alerts.dead.count(alerts.delivery(hook).hook.name)
+    before = await alerts.dead.count(alerts.delivery(hook).name)
     result = await alerts.resend_all(hook)
     await svc.audit.record(
         user.username,
-        "webhook.resend_all",
+        _action(alerts, hook, "resend_all"),
         hook,
         {"parked": before},
         {"resent": result.resent, "remaining": result.remaining, "failed": result.failed is not None},
@@ -180,14 +190,16 @@ async def resend_all_parked(hook: HookName, user: CurrentUser, svc: ServicesDep)
 async def resend_parked(
     hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep
 ) -> ResendResult:
-    """Send one parked event again now. ``resent`` 1: the webhook took it; else ``failed`` is the event,
+    """Send one parked event again now. ``resent`` 1: the channel took it; else ``failed`` is the event,
     still parked, with the new error."""
     alerts = service_of(svc)
     check_role(user, *ACTORS)
     before = await alerts.parked(hook, _entry_id(entry_id))
     result = await alerts.resend(hook, entry_id)
     after = {"resent": result.resent} | ({"last_error": result.failed.last_error} if result.failed else {})
-    await svc.audit.record(user.username, "webhook.resend", f"{hook}/{entry_id}", _summary(before), after)
+    await svc.audit.record(
+        user.username, _action(alerts, hook, "resend"), f"{hook}/{entry_id}", _summary(before), after
+    )
     return result
 
 
@@ -198,5 +210,5 @@ async def delete_parked(hook: HookName, entry_id: EntryId, user: CurrentUser, sv
     check_role(user, *ACTORS)
     removed = await alerts.delete_parked(hook, _entry_id(entry_id))
     await svc.audit.record(
-        user.username, "webhook.delete_parked", f"{hook}/{entry_id}", _summary(removed), None
+        user.username, _action(alerts, hook, "delete_parked"), f"{hook}/{entry_id}", _summary(removed), None
     )

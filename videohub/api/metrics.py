@@ -121,9 +121,9 @@ class _Snapshot:
             failures = CounterMetricFamily("videohub_webhook_failures", "Failed attempts", labels=["webhook"])
             retrying = GaugeMetricFamily("videohub_webhook_retrying", "1 while retrying", labels=["webhook"])
             for d in self.alerts.deliveries:
-                delivered.add_metric([d.hook.name], float(d.stats.delivered))
-                failures.add_metric([d.hook.name], float(d.stats.failures))
-                retrying.add_metric([d.hook.name], 1.0 if d.stats.retrying else 0.0)
+                delivered.add_metric([d.name], float(d.stats.delivered))
+                failures.add_metric([d.name], float(d.stats.failures))
+                retrying.add_metric([d.name], 1.0 if d.stats.retrying else 0.0)
             parked = GaugeMetricFamily(
                 "videohub_webhook_parked", "Events parked in the dead-letter stream", labels=["webhook"]
             )
@@ -199,7 +199,7 @@ async def metrics(svc: ServicesDep) -> Response:
     if alerts is not None:
         try:
             active = await alerts.store.active()
-            parked = await alerts.dead.counts(d.hook.name for d in alerts.deliveries)
+            parked = await alerts.dead.counts(d.name for d in alerts.deliveries)
         except OUTAGE:  # a scrape during an outage still shows the process, the feeds and the store
             active, up = None, False
     else:

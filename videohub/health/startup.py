@@ -16,6 +16,7 @@ from typing import Any
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
 from videohub.aio import cancel_and_wait
+from videohub.alerts.channels import Directory
 from videohub.alerts.service import AlertService
 from videohub.health.monitor import HealthMonitor
 from videohub.services import Services
@@ -84,7 +85,8 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 async def health_startup(svc: Services, stack: AsyncExitStack) -> None:
     """Start alert delivery, then the health monitor (if enabled)."""
     redis = svc.store.redis
-    alerts = AlertService(redis, svc.settings.alerts, prefix=PREFIX)
+    directory = Directory.from_settings(svc.settings, svc.registry)  # camera and line names for messages
+    alerts = AlertService(redis, svc.settings.alerts, prefix=PREFIX, directory=directory)
     await alerts.setup()
     stack.push_async_callback(alerts.close)
     _spawn(alerts.run(), "alerts", stack)

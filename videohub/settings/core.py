@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -13,6 +14,7 @@ from videohub.settings.http import HttpLimitSettings
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_PUBLIC_URL = re.compile(r"^https?://[A-Za-z0-9._~:/%@\[\]-]+$")  # no query, fragment, space or ( )
 
 
 def default_id_prefix(line_id: str) -> str:
@@ -40,11 +42,32 @@ class ServerSettings(Section):
     limits: HttpLimitSettings = Field(
         default_factory=HttpLimitSettings, description="Bodies, timeouts, connections, requests."
     )
+    public_url: str | None = Field(
+        None,
+        max_length=200,
+        description="The service's address as users reach it (https://videohub.example.org); alert "
+        "messages link to its /health page. Without it they carry no link.",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token a Prometheus scraper sends to read /metrics (set it from the environment, "
         "VIDEOHUB_SERVER__METRICS_TOKEN). Without it only admin and maintenance tokens may read /metrics.",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            not _PUBLIC_URL.match(value)
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+        ):
+            raise ValueError("must be an http(s) URL with a host, without user, query or fragment")
+        return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
     @field_validator("metrics_token")
     @classmethod

@@ -11,6 +11,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from videohub.settings.channels import Channels, ChannelSettings
+
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 
@@ -208,6 +210,7 @@ class AlertSettings(_Section):
     webhooks: list[WebhookSettings] = Field(
         default_factory=list, max_length=50, description="Webhook endpoints."
     )
+    channels: Channels = Field(default_factory=ChannelSettings, description="WeCom, DingTalk and mail.")
     webhook_timeout_seconds: float = Field(5.0, ge=0.5, le=60, description="Timeout of one webhook request.")
     webhook_backoff_initial_seconds: float = Field(
         0.5, ge=0.05, le=60, description="First retry delay after a failed webhook delivery."

@@ -1,6 +1,7 @@
-// Parked webhook events (推送暂存): what a webhook kept refusing, per webhook, with re-send (one or all)
-// and delete. Only maintenance staff and admins see this panel, and only when webhooks are configured;
-// the list is polled (parking is rare, and not pushed over /ws).
+// Parked events (推送暂存): what a webhook or channel (WeCom or DingTalk robot, mail) kept refusing,
+// per channel, with re-send (one or all) and delete. Only maintenance staff and admins see this panel,
+// and only when webhooks or channels are configured; the list is polled (parking is rare, and not
+// pushed over /ws).
 import { t } from "/web/common/i18n.js";
 import { el, fmtTime } from "./dom.js";
 import { canActOnAlerts } from "./alerts.js";
@@ -35,6 +36,7 @@ export class ParkedList {
       total += count;
       if (!count) continue;
       const items = this.page.items.filter((p) => p.hook === hook);
+      const kind = (this.page.channels || {})[hook] || "webhook";
       const resendAll = el(
         "button",
         { type: "button", class: "resend-all", disabled: this.busy, onclick: () => this.resendAll(hook) },
@@ -43,10 +45,11 @@ export class ParkedList {
       this.list.append(
         el(
           "li",
-          { class: "hook", dataset: { hook } },
+          { class: "hook", dataset: { hook, channel: kind } },
           el(
             "div",
             { class: "head" },
+            el("span", { class: "channel" }, t(`health.parked.channel.${kind}`)),
             el("strong", { class: "hook-name" }, hook),
             el("span", { class: "count" }, t("health.parked.count", { n: count })),
             resendAll,
@@ -122,16 +125,20 @@ export class ParkedList {
   resendAll(hook) {
     return this.act(async () => {
       let sent = 0;
+      let left = 0;
       for (;;) {
         const result = await this.request("POST", `/api/alerts/dead/${encodeURIComponent(hook)}/resend-all`);
         sent += result.resent;
+        left = result.remaining;
         if (result.failed) {
           this.notify(t("health.parked.refused_after", { n: sent, msg: result.failed.last_error }), true);
           return;
         }
         if (!result.remaining || !result.resent) break;
       }
-      this.notify(t("health.parked.resent", { n: sent }));
+      // Stopped with events left and no refusal: a robot's rate limit (20 a minute); try again later.
+      if (left) this.notify(t("health.parked.resent_later", { n: sent, left }));
+      else this.notify(t("health.parked.resent", { n: sent }));
     });
   }
 
