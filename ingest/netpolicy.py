@@ -62,8 +62,16 @@ def is_local(address: IPAddress) -> bool:
     return True
 
 
+# RFC 6761 section 6.3: "localhost" and its subdomains are the loopback addresses, answered without
+# asking the resolver (a minimal Debian root or container may have no /etc/hosts at all).
+LOOPBACK_NAMES = ("127.0.0.1", "::1")
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (in the resolver's order); UrlError when it does not."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return list(LOOPBACK_NAMES)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.netpolicy import BlockedUrl, NetworkPolicy
+from ingest.netpolicy import BlockedUrl, NetworkPolicy, resolve
 from ingest.source import Login, target_url
 from ingest.url import Endpoint, Param, UrlError, parse_url, redact, restore_params
 
@@ -264,3 +264,9 @@ def test_target_url_dials_the_address_it_checked() -> None:
     assert target_url("file:///tmp/clip.mp4", None, policy()) == "file:///tmp/clip.mp4"
     with pytest.raises(UrlError, match="scheme 'file'"):
         target_url("file:///tmp/clip.mp4", None, policy(), allow_files=False)
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "nvr.localhost"])
+def test_localhost_names_are_loopback_without_a_hosts_file(host: str) -> None:
+    # A minimal Debian root has no /etc/hosts; RFC 6761 names still mean this machine.
+    assert resolve(host, 554) == ["127.0.0.1", "::1"]
