@@ -26,7 +26,7 @@ import json
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
@@ -552,11 +552,19 @@ class CameraRegistry:
         return True
 
     # -- change feed -----------------------------------------------------------------------------
-    async def changes(self) -> AsyncIterator[RegistryChange]:
-        """Every put/delete from any worker, as they happen (Redis pub/sub)."""
+    async def changes(
+        self, subscribed: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[RegistryChange]:
+        """Every put/delete from any worker, as they happen (Redis pub/sub).
+
+        ``subscribed`` is awaited once the subscription stands and before the first change is read:
+        a follower reloads there, so a change made between its reload and its subscribe is not lost.
+        """
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(CHANNEL)
         try:
+            if subscribed is not None:
+                await subscribed()
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue

@@ -79,11 +79,18 @@ class StreamFanout(Generic[T]):
             sub.put(event)
 
     async def run(self) -> None:
-        """Tail the stream from now on until cancelled; after an outage, go on from the last entry seen."""
-        last = "$"
+        """Tail the stream from now on until cancelled; after an outage, go on from the last entry seen.
+
+        "From now on" is the id of the stream's newest entry when the tail starts, never ``$`` in the
+        loop: each ``XREAD $`` would miss what was added between two reads.
+        """
+        last: str | None = None
         while True:
             checkpoint()
             try:
+                if last is None:
+                    newest = await self.redis.xrevrange(self.stream, count=1)
+                    last = text(newest[0][0]) if newest else "0-0"
                 rows = await self.redis.xread({self.stream: last}, count=100, block=1000)
             except OUTAGE as exc:
                 self._outage.failed(exc)

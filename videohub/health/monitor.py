@@ -184,14 +184,20 @@ class HealthMonitor:
 
     async def _registry_loop(self) -> None:
         reload = False
+
+        async def subscribed() -> None:
+            # After an outage changes made meanwhile were not heard: reload, once subscribed so that
+            # a change made between the reload and the subscribe is not missed either.
+            nonlocal reload
+            if reload:
+                await self.load()
+                reload = False
+                self._registry_outage.ok()
+
         while True:
             checkpoint()
             try:
-                if reload:  # after an outage: changes made meanwhile were not heard
-                    await self.load()
-                    reload = False
-                    self._registry_outage.ok()
-                async for change in self.registry.changes():
+                async for change in self.registry.changes(subscribed):
                     self._registry_outage.ok()
                     camera = await self.registry.get(change.id) if change.op == "put" else None
                     if camera is None or not camera.enabled:

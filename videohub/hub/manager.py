@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,7 +47,9 @@ class CameraSource(Protocol):
     async def get(self, camera_id: str) -> Camera | None: ...
     async def all(self) -> list[Camera]: ...
     async def secrets(self, camera: Camera, stream: str) -> StreamSecrets | None: ...
-    def changes(self) -> AsyncIterator[RegistryChange]: ...
+    def changes(
+        self, subscribed: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[RegistryChange]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +194,18 @@ class FeedManager:
         # Running feeds never wait for Redis: while it is away they go on, and changes made
         # meanwhile are picked up by the resync that follows the resubscribe.
         resync = False
+
+        async def subscribed() -> None:  # resync only once subscribed: no change falls in between
+            nonlocal resync
+            if resync:
+                await self._resync()
+                resync = False
+                self._follow_outage.ok()
+
         while True:
             checkpoint()
             try:
-                if resync:
-                    await self._resync()
-                    resync = False
-                    self._follow_outage.ok()
-                async for change in self._registry.changes():
+                async for change in self._registry.changes(subscribed):
                     self._follow_outage.ok()
                     await self.apply(change.id)
                     checkpoint()
