@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from videohub.redisurl import check_redis_url
 from videohub.resources import default_config_path
 from videohub.settings.audit import AuditSettings
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
@@ -49,7 +50,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         None,
-        description="External Redis/Valkey URL (redis://host:port/db). Without it an embedded Valkey is "
+        description="External Redis/Valkey URL (redis://host:port/db), or its Sentinels "
+        "(redis+sentinel://host1:26379,host2:26379/<service>[/db]). Without it an embedded Valkey is "
         "started with AOF persistence under server.data_dir.",
     )
     admin_password: SecretStr | None = Field(
@@ -84,8 +86,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"lines: line {line.id!r} has the id_prefix {line.prefix!r} of another line")
             seen.add(line.id)
             prefixes.add(line.prefix)
-        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
+        if self.redis_url is not None:
+            try:
+                check_redis_url(self.redis_url)
+            except ValueError as exc:  # the message names the part, never the password
+                raise ValueError(f"redis_url: {exc}") from None
         return self
 
     def line(self, line_id: str) -> LineSettings | None:
