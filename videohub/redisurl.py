@@ -94,7 +94,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
         user, colon, secret = userinfo.partition(":")
         username = unquote(user) or None
         password = unquote(secret) if colon else None
-    sentinels = tuple(_host_port(part) for part in hosts.split(","))
+    sentinels = tuple(_host_port(n, part) for n, part in enumerate(hosts.split(","), 1))
     if not slash or not path:
         raise SentinelUrlError("needs the Sentinel service name: redis+sentinel://host:26379/<service>")
     parts = path.strip("/").split("/")
@@ -123,16 +123,19 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     )
 
 
-def _host_port(part: str) -> tuple[str, int]:
+def _host_port(n: int, part: str) -> tuple[str, int]:
+    # The part is never repeated in a message: a password with an unescaped "/" or "," lands here.
     if not part:
         raise SentinelUrlError("needs at least one Sentinel host, and no empty one between commas")
     split = urlsplit(f"//{part}")
     try:
         host, port = split.hostname, split.port
     except ValueError:
-        raise SentinelUrlError(f"a Sentinel's port is not a number in {part!r}") from None
-    if not host or split.path or split.username is not None:
-        raise SentinelUrlError(f"{part!r} is not host[:port]")
+        raise SentinelUrlError(f"Sentinel address {n}: the port must be a number 1-65535") from None
+    if not host or split.path or split.query or split.fragment or split.username is not None or port == 0:
+        raise SentinelUrlError(
+            f"Sentinel address {n} is not host[:port] (in a password, escape / @ , as %2F %40 %2C)"
+        )
     return host, port or DEFAULT_SENTINEL_PORT
 
 

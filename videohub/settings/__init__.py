@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from videohub.redisurl import check_redis_url
@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     ws: WsSettings = Field(default_factory=WsSettings, description="Bounds of the /ws live-event sockets.")
     audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit trail.")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_redis_url(url)  # its message names the part that is wrong, never the password
+        return url
+
     @model_validator(mode="after")
     def _unique_lines(self) -> Settings:
         seen: set[str] = set()
@@ -86,11 +93,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"lines: line {line.id!r} has the id_prefix {line.prefix!r} of another line")
             seen.add(line.id)
             prefixes.add(line.prefix)
-        if self.redis_url is not None:
-            try:
-                check_redis_url(self.redis_url)
-            except ValueError as exc:  # the message names the part, never the password
-                raise ValueError(f"redis_url: {exc}") from None
         return self
 
     def line(self, line_id: str) -> LineSettings | None:
