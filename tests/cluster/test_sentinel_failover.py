@@ -3,8 +3,9 @@
 Primary, replica and three Sentinels are real ``valkey-server`` processes (tests/fixtures/sentinel.py).
 While a writer keeps registering cameras and users over the API, the primary is killed: the writes
 in between answer 503 with Retry-After (never 500), the Sentinels promote the replica, the service
-follows it without a restart, every write it acknowledged before the kill is still there, and a /ws
-client is told the store is degraded, then ok, and gets wall changes again.
+follows it without a restart, every write it acknowledged before the kill is still there, a /ws
+client is told the store is degraded, then ok, and gets wall changes again, and the background loops
+(registry follower, health, alerts) work on the new primary.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -84,7 +86,7 @@ async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
     operator = svc.create_user(f"op{tag}", "operator")
     wall_id = f"w{tag}"
     svc.call("PUT", f"/api/walls/{wall_id}", token=operator, json={"layout": "9"})
-    ws = await live_client(svc, operator, [f"wall:{wall_id}"])
+    ws = await live_client(svc, operator, [f"wall:{wall_id}", "alerts", "health"])
     try:
         await next_message(ws, of_type("ready"))
         assert (await next_message(ws, of_type("wall")))["wall"]["layout"] == "9"
@@ -127,6 +129,23 @@ async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
         svc.call("PUT", f"/api/walls/{wall_id}", token=operator, json={"layout": "16"})
         changed = await next_message(ws, lambda m: m.get("type") == "wall" and m["wall"]["layout"] == "16")
         assert changed["wall"]["id"] == wall_id
+
+        # The background loops follow too: the hub picks up a camera registered after the failover, its
+        # health goes offline (nothing listens on port 9) and an alert opens, pushed to the socket.
+        dead = f"dead{tag}"
+        svc.create_camera(dead, "rtsp://127.0.0.1:9/live", mode="always_on")
+        seen: dict[str, dict[str, Any]] = {}  # the alert and the health change come in either order
+
+        def about_dead(message: dict[str, Any]) -> bool:
+            if message.get("type") == "health" and message["camera"] == dead:
+                seen["health"] = message
+            elif message.get("type") == "alert" and message["alert"]["camera"] == dead:
+                seen["alert"] = message
+            return len(seen) == 2
+
+        await next_message(ws, about_dead, within=30)
+        assert seen["health"]["new"] == "offline"
+        assert seen["alert"]["event"] == "opened"
 
         log = svc.log_text(tail=None)
         assert cluster.password not in log and cluster.sentinel_password not in log, "a password in the log"
