@@ -49,6 +49,7 @@ def test_a_short_sentinel_url_has_defaults() -> None:
         (f"redis+sentinel://:{SECRET}@h1/m/x", "must be a number"),
         (f"redis+sentinel://:{SECRET}@h1/m/0/extra", "/<service>[/<db>]"),
         (f"redis+sentinel://:{SECRET}@h1/m?password={SECRET}", "unknown option 'password'"),
+        (f"redis+sentinel://h1/m?{SECRET}", "unknown option (known"),
         (f"redis+sentinel://:{SECRET}@h1/m%20x", "service name may hold"),
         (f"redis+sentinel://:{SECRET}@h1/m\r\nSET", "control characters"),
         # A password with an unescaped "/": the rest of it is read as hosts and path.

@@ -23,6 +23,7 @@ Errors here never carry a password: ``SentinelUrlError`` messages name the part 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     if len(parts) > 2:
         raise SentinelUrlError("the path is /<service>[/<db>]")
     service = unquote(parts[0])
-    if not service or len(service) > 128 or not all(ch.isalnum() or ch in "-_." for ch in service):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", service):
         raise SentinelUrlError("the service name may hold letters, digits, '-', '_' and '.'")
     db = 0
     if len(parts) == 2:
@@ -110,8 +111,10 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
         db = int(parts[1])
     options = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
     unknown = sorted(set(options) - SENTINEL_OPTIONS)
-    if unknown:
-        raise SentinelUrlError(f"unknown option {unknown[0]!r} (known: sentinel_password, sentinel_username)")
+    if unknown:  # named only when it looks like an option name (a misplaced secret stays unsaid)
+        name = unknown[0]
+        shown = f" {name!r}" if re.fullmatch(r"[a-z_]{1,32}", name) else ""
+        raise SentinelUrlError(f"unknown option{shown} (known: sentinel_password, sentinel_username)")
     return SentinelUrl(
         sentinels=sentinels,
         service=service,
