@@ -216,6 +216,20 @@ class ReplicatedRedis(aioredis.Redis):  # type: ignore[misc]
 class BlockingSentinelConnectionPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):  # type: ignore[misc]
     """The Sentinel pool with the plain URL's bounded size and blocking wait for a free connection."""
 
+    replicas: tuple[tuple[str, int], ...] = ()
+    """The replicas the Sentinels named at start (``discover_replicas``), for ``store_addresses``."""
+
+
+async def discover_replicas(redis: aioredis.Redis) -> None:
+    """Remember the replicas the Sentinels know now, so camera URLs cannot point at them either."""
+    pool = redis.connection_pool
+    if isinstance(pool, BlockingSentinelConnectionPool):
+        try:
+            found = await pool.sentinel_manager.discover_slaves(pool.service_name)
+        except (RedisError, OSError):
+            return
+        pool.replicas = tuple((str(host), int(port)) for host, port in found)
+
 
 def _retry() -> Retry:
     # One quick retry covers a connection that broke since its last use; a real outage fails within
@@ -288,7 +302,8 @@ async def close_client(redis: aioredis.Redis) -> None:
 
 
 def store_addresses(redis: aioredis.Redis) -> list[tuple[str, int]]:
-    """The TCP addresses of the store (the Sentinels and the primary known now; none on a socket)."""
+    """The TCP addresses of the store: the Sentinels, the primary known now and the replicas known at
+    start; none on a unix socket."""
     pool = redis.connection_pool
     found: list[tuple[str, int]] = []
     if isinstance(pool, SentinelConnectionPool):
@@ -299,6 +314,7 @@ def store_addresses(redis: aioredis.Redis) -> list[tuple[str, int]]:
         if pool.master_address is not None:
             host, port = pool.master_address
             found.append((str(host), int(port)))
+        found.extend(getattr(pool, "replicas", ()))
         return [a for a in found if a[0]]
     address = _address(pool.connection_kwargs)
     return [address] if address[0] else []

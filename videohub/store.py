@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from videohub.redisurl import close_client, dedicated_client, open_client
+from videohub.redisurl import close_client, dedicated_client, discover_replicas, open_client
 from videohub.settings.store import StoreSettings
 from videohub.valkey import EmbeddedValkey, Watchdog
 
@@ -134,6 +134,7 @@ class Store:
         except RedisError:
             await store.close()
             raise
+        await discover_replicas(store.redis)
         return store
 
     def dedicated(self) -> aioredis.Redis:

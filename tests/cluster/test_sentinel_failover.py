@@ -86,6 +86,18 @@ async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
     operator = svc.create_user(f"op{tag}", "operator")
     wall_id = f"w{tag}"
     svc.call("PUT", f"/api/walls/{wall_id}", token=operator, json={"layout": "9"})
+    # A camera URL may not point at the store: neither a Sentinel nor a data node.
+    for node in [cluster.sentinels[0], *cluster.data]:
+        body = {
+            "id": f"s{tag}{node.port}",
+            "name": "存储",
+            "line": "public_security",
+            "area": "梅里镇",
+            "streams": {"main": {"url": f"rtsp://127.0.0.1:{node.port}/x"}},
+        }
+        refused = svc.request("POST", "/api/cameras", json=body)
+        assert refused.status_code == 422, (node.name, refused.text)
+        assert refused.json()["detail"][0]["loc"][-1] == "url"
     ws = await live_client(svc, operator, [f"wall:{wall_id}", "alerts", "health"])
     try:
         await next_message(ws, of_type("ready"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.sentinel import SentinelCluster
+from videohub.redisurl import store_addresses
 from videohub.settings.store import StoreSettings
 from videohub.store import Store
 
@@ -47,6 +48,9 @@ async def test_a_transaction_is_on_the_replica_when_acknowledged_and_goes_on_wit
     replica = next(node for node in cluster.data if node is not primary)
     store = await Store.open(cluster.url, tmp_path, StoreSettings(replica_wait_ms=500))
     try:
+        # Camera URLs are refused at every node of the store: Sentinels, primary and replica.
+        ports = {port for _, port in store_addresses(store.redis)}
+        assert ports == {node.port for node in [*cluster.sentinels, *cluster.data]}
         with cluster.data_client(replica) as direct:
             for n in range(20):
                 async with store.redis.pipeline(transaction=True) as pipe:
