@@ -159,7 +159,11 @@ async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
         assert seen["health"]["new"] == "offline"
         assert seen["alert"]["event"] == "opened"
 
+        metrics = svc.request("GET", "/metrics")
+        assert metrics.status_code == 200 and "videohub_redis_up 1.0" in metrics.text
         log = svc.log_text(tail=None)
-        assert cluster.password not in log and cluster.sentinel_password not in log, "a password in the log"
+        for secret in (cluster.password, cluster.sentinel_password):
+            assert secret not in log, "a password in the log"
+            assert secret not in metrics.text, "a password in /metrics"
     finally:
         await ws.close()
