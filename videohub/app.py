@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ExceptionHandler
@@ -122,6 +123,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for cls, handler in (
         (RedisConnectionError, _store_unavailable),
         (RedisTimeoutError, _store_unavailable),
+        (ReadOnlyError, _store_unavailable),  # a write that reached a primary demoted by a failover
         (OSError, _os_error),
     ):
         app.add_exception_handler(cls, cast(ExceptionHandler, handler))

@@ -1,8 +1,10 @@
 """State in Redis: the one client every part of the service shares, and what an outage looks like.
 
-The client runs on a ``BlockingConnectionPool`` of ``store.max_connections``: a burst waits up to
-``store.pool_timeout_seconds`` for a free connection instead of failing at once. With no
-``redis_url`` the service starts an embedded Valkey (``videohub.valkey``) and supervises it.
+The client runs on a blocking pool of ``store.max_connections``: a burst waits up to
+``store.pool_timeout_seconds`` for a free connection instead of failing at once. It is built by
+``videohub.redisurl.open_client`` from a plain URL or a ``redis+sentinel://`` one (which follows a
+primary failover). With no ``redis_url`` the service starts an embedded Valkey (``videohub.valkey``)
+and supervises it.
 
 A Redis outage (refused, reset, timed out, still loading its AOF, no free connection) raises one of
 ``OUTAGE``. The API answers those with 503 and ``Retry-After``; background loops wait and retry,
@@ -20,12 +22,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from videohub.redisurl import close_client, dedicated_client, discover_replicas, open_client
 from videohub.settings.store import StoreSettings
 from videohub.valkey import EmbeddedValkey, Watchdog
 
@@ -33,10 +34,12 @@ log = logging.getLogger(__name__)
 
 PREFIX = "vh:"
 
-OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What a Redis outage raises. ``BusyLoadingError`` (the AOF still loading after a restart) and
-"no connection available" from the pool are ``ConnectionError``s. Not ``ResponseError``: a command
-Redis refused is a bug or bad data, not an outage."""
+OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+"""What a Redis outage raises. ``BusyLoadingError`` (the AOF still loading after a restart), "no
+connection available" from the pool and, behind Sentinels, ``MasterNotFoundError`` (no primary
+during a failover) are ``ConnectionError``s. ``ReadOnlyError`` is the one ``ResponseError`` here: a
+write that reached a primary just demoted to a replica. Any other ``ResponseError`` (a command Redis
+refused) is a bug or bad data, not an outage."""
 
 
 def key(*parts: str) -> str:
@@ -124,23 +127,14 @@ class Store:
         if redis_url is None:
             embedded = EmbeddedValkey(data_dir)
             redis_url = await asyncio.to_thread(embedded.start)
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=s.max_connections,
-            timeout=s.pool_timeout_seconds,
-            decode_responses=True,
-            socket_timeout=s.socket_timeout_seconds,
-            socket_connect_timeout=s.connect_timeout_seconds,
-            # One quick retry covers a connection that broke since its last use; a real outage
-            # fails within a second (503) instead of redis-py's default ten retries.
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 1),
-        )
-        store = cls(aioredis.Redis.from_pool(pool), embedded)
+        client = open_client(redis_url, s)
+        store = cls(client, embedded)
         try:
             await store.redis.ping()
         except RedisError:
             await store.close()
             raise
+        await discover_replicas(store.redis)
         return store
 
     def dedicated(self) -> aioredis.Redis:
@@ -149,10 +143,7 @@ class Store:
         It does not take a connection from the shared pool, and a lost connection surfaces at once
         instead of being re-established silently (messages published meanwhile would be missed).
         """
-        pool = self.redis.connection_pool
-        kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-        own = aioredis.ConnectionPool(connection_class=pool.connection_class, max_connections=2, **kwargs)
-        return aioredis.Redis.from_pool(own)
+        return dedicated_client(self.redis)
 
     def supervised(self, interval: float) -> AbstractAsyncContextManager[None]:
         """Run the embedded Valkey's watchdog for the block (nothing to do for an external Redis)."""
@@ -192,6 +183,6 @@ class Store:
             return
         self._closed = True
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.aclose()
+            await close_client(self.redis)
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)

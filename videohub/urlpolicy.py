@@ -2,9 +2,9 @@
 
 The registry checks every URL against this ``NetworkPolicy`` before storing it, and ingest checks
 again before opening one (``ingest.netpolicy``). Whatever ``ingest.allowed_networks`` says, the
-service's own HTTP port (on any local address) and its Redis (the external one's address, or any
-local address on the embedded Valkey's port) are refused: a URL there is a request the service
-would send to itself.
+service's own HTTP port (on any local address) and its Redis (the external one's address, the
+Sentinels' and the primary's, or any local address on the embedded Valkey's port) are refused: a
+URL there is a request the service would send to itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from ingest.netpolicy import NetworkPolicy, ip_of, is_local, resolve
 from ingest.url import UrlError
+from videohub.redisurl import store_addresses
 from videohub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,7 @@ def network_policy(settings: Settings, redis: aioredis.Redis) -> NetworkPolicy:
     if settings.server.port:
         local_ports.add(settings.server.port)
     service: list[tuple[str, int]] = []
-    kwargs = redis.connection_pool.connection_kwargs
-    host, port = kwargs.get("host"), kwargs.get("port")
-    if isinstance(host, str) and isinstance(port, int):  # a unix socket has no address to refuse
+    for host, port in store_addresses(redis):  # a unix socket has no address to refuse
         try:
             addresses = resolve(host, port)
         except UrlError:

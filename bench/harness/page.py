@@ -316,6 +316,33 @@ def _fuzz(lines: list[Line]) -> Iterator[Row]:
         yield ("answers carrying a planted secret", fmt(x["leaks"]), "0", met(x["leaks"] == 0))
 
 
+def _sentinel(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        if x.get("op") == "failover":
+            yield (
+                f"kill -9 of the primary → first acknowledged API write, p95 over {x['kills']} kills",
+                f"{fmt(x['p95_s'], 's')} (p50 {fmt(x['p50_s'], 's')}, max {fmt(x['max_s'], 's')})",
+                f"≤ {fmt(x['goal_s'], 's')}",
+                met(x["max_s"] <= x["goal_s"]),
+            )
+            bad = x["http_5xx_not_503"] + x["503_without_retry_after"]
+            yield ("5xx other than 503, or 503 without Retry-After", fmt(bad), "0", met(bad == 0))
+            yield (
+                f"acknowledged writes lost (of {fmt(x['acked_writes'])})",
+                fmt(x["lost_acked_writes"]),
+                "0",
+                met(x["lost_acked_writes"] == 0),
+            )
+        elif x.get("op") == "wait_cost":
+            wait = x["replica_wait_ms"]
+            yield (
+                f"camera transaction, {'WAIT 1 ' + str(wait) + ' ms' if wait else 'no WAIT'}, p50 / p95",
+                f"{fmt(x['p50_ms'], 'ms')} / {fmt(x['p95_ms'], 'ms')}",
+                "—",
+                met(None),
+            )
+
+
 TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "registry": ("Camera registry over HTTP (issue 2)", _registry),
     "ingest_cpu": ("Ingest CPU: passthrough vs ffmpeg, transcode (issue 3)", _ingest),
@@ -329,6 +356,7 @@ TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "steady": ("Steady state: memory and file descriptors (issue 6)", _steady),
     "soak": ("Soak: an hour of flapping cameras, churning viewers and open pages (issue 12)", _soak),
     "fuzz": ("API fuzz from the OpenAPI schema (issue 11)", _fuzz),
+    "sentinel": ("Redis Sentinel failover (issue 14)", _sentinel),
 }
 
 

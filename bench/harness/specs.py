@@ -107,6 +107,16 @@ SPECS: list[Spec] = [
         heavy=True,
     ),
     Spec(
+        # Redis Sentinel failover under a real service (issue 14): kill -9 of the primary to the first
+        # acknowledged API write, and the cost of WAIT 1 on a transaction.
+        "sentinel",
+        "sentinel.py",
+        [["--kills", "5"]],
+        [["--quick"]],
+        timeout_s=900,
+        quick_timeout_s=150,
+    ),
+    Spec(
         "steady",
         "steady.py",
         [["--cameras", "16", "--viewers", "32", "--minutes", "10"]],

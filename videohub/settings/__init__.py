@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from videohub.redisurl import check_redis_url
 from videohub.resources import default_config_path
 from videohub.settings.audit import AuditSettings
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
@@ -49,7 +50,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         None,
-        description="External Redis/Valkey URL (redis://host:port/db). Without it an embedded Valkey is "
+        description="External Redis/Valkey URL (redis://host:port/db), or its Sentinels "
+        "(redis+sentinel://host1:26379,host2:26379/<service>[/db]). Without it an embedded Valkey is "
         "started with AOF persistence under server.data_dir.",
     )
     admin_password: SecretStr | None = Field(
@@ -73,6 +75,13 @@ class Settings(BaseSettings):
     ws: WsSettings = Field(default_factory=WsSettings, description="Bounds of the /ws live-event sockets.")
     audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit trail.")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_redis_url(url)  # its message names the part that is wrong, never the password
+        return url
+
     @model_validator(mode="after")
     def _unique_lines(self) -> Settings:
         seen: set[str] = set()
@@ -84,8 +93,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"lines: line {line.id!r} has the id_prefix {line.prefix!r} of another line")
             seen.add(line.id)
             prefixes.add(line.prefix)
-        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
         return self
 
     def line(self, line_id: str) -> LineSettings | None:

@@ -28,6 +28,14 @@ class StoreSettings(BaseModel):
     connect_timeout_seconds: float = Field(
         2.0, gt=0, le=60, description="Seconds to open a connection to Redis."
     )
+    replica_wait_ms: int = Field(
+        200,
+        ge=0,
+        le=10_000,
+        description="With a redis+sentinel:// URL: milliseconds a transaction (users, cameras, walls) "
+        "waits for one replica to hold it (WAIT 1 <ms>) before it is acknowledged; 0 turns it off. "
+        "Without a replica the wait is skipped, so writes go on with the primary alone.",
+    )
     watchdog_interval_seconds: float = Field(
         0.5,
         ge=0.1,
