@@ -14,9 +14,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
-from videohub.errors import Unavailable
-from videohub.hub.manager import FeedManager, FeedStats
+from videohub.api.deps import CurrentUser, HubDep, ServicesDep, VisibleCamera
+from videohub.hub.manager import FeedStats
 from videohub.hub.snapshot import NoPicture
 
 router = APIRouter(tags=["ingest"])
@@ -74,13 +73,6 @@ class NoPictureOut(BaseModel):
     reason: str
 
 
-def _hub(svc: ServicesDep) -> FeedManager:
-    hub = svc.hub
-    if not isinstance(hub, FeedManager):
-        raise Unavailable("ingest is not running on this worker")
-    return hub
-
-
 def _stream_out(stats: FeedStats, *, detail: bool) -> StreamIngestOut:
     ingest = IngestStatsOut.model_validate(stats.ingest.as_dict()) if stats.ingest is not None else None
     if ingest is not None and not detail:
@@ -100,9 +92,10 @@ def _stream_out(stats: FeedStats, *, detail: bool) -> StreamIngestOut:
 
 
 @router.get("/api/cameras/{camera_id}/ingest", response_model=CameraIngestOut)
-async def camera_ingest(camera: VisibleCamera, user: CurrentUser, svc: ServicesDep) -> CameraIngestOut:
+async def camera_ingest(
+    camera: VisibleCamera, user: CurrentUser, svc: ServicesDep, hub: HubDep
+) -> CameraIngestOut:
     """Per-stream ingest state and packet-level stats of one camera."""
-    hub = _hub(svc)
     stats = hub.stats(camera.id)
     if not stats and camera.enabled:
         await hub.apply(camera.id)  # registered a moment ago; the change feed has not caught up yet
@@ -130,10 +123,10 @@ async def camera_ingest(camera: VisibleCamera, user: CurrentUser, svc: ServicesD
 async def camera_snapshot(
     camera: VisibleCamera,
     svc: ServicesDep,
+    hub: HubDep,
     stream: Annotated[Literal["main", "sub"], Query(description="Which stream")] = "main",
 ) -> Response:
     """JPEG of the stream's latest keyframe (decoded on demand, cached briefly)."""
-    hub = _hub(svc)
     try:
         jpeg = await hub.snapshot(camera.id, stream)
     except NoPicture as exc:

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
-from videohub.aio import checkpoint
+from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 from videohub.alerts.live import StreamFanout
 from videohub.alerts.service import AlertService
 from videohub.alerts.store import entry_field
@@ -101,8 +101,9 @@ class Tracked:
     """(time, packets received) at recent ticks: packets within the last offline_after seconds."""
 
 
-class HealthMonitor:
-    """Owns the per-camera health of this worker's cameras; ``run()`` until cancelled."""
+class HealthMonitor(Part):
+    """Owns the per-camera health of this worker's cameras: ``async with monitor:`` (or ``run()``
+    until cancelled) runs its loops in one ``TaskOwner``."""
 
     def __init__(
         self,
@@ -135,6 +136,8 @@ class HealthMonitor:
         self.probes_done = 0
         self.probes_overrun = 0
         self._probe_pool: ThreadPoolExecutor | None = None
+        self._tasks = TaskOwner("health")
+        self._closing = CloseOnce()
         # One per kind of Redis work: an outage is a few lines each, not one per camera and tick.
         self._registry_outage = OutageLog(log, "health: registry change feed")
         self._write_outage = OutageLog(log, "health: state and history writes")
@@ -417,29 +420,28 @@ class HealthMonitor:
 
     async def _probe_loop(self) -> None:
         slots = asyncio.Semaphore(self.settings.probe_concurrency)
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                checkpoint()  # the wait_for below may swallow a cancel on 3.11 (see videohub.aio)
-                now = self.clock()
-                if not self._probe_heap:
-                    self._probe_wakeup.clear()
-                    await self._probe_wakeup.wait()
-                    continue
-                at, camera_id = self._probe_heap[0]
-                if at > now:
-                    self._probe_wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._probe_wakeup.wait(), timeout=min(at - now, 1.0))
-                    except TimeoutError:
-                        pass
-                    continue
-                heapq.heappop(self._probe_heap)
-                t = self.cameras.get(camera_id)
-                if t is None or t.camera.mode != "on_demand" or t.probing:
-                    continue
-                await slots.acquire()
-                t.probing = True
-                tg.create_task(self._probe_and_reschedule(t, slots))
+        while True:
+            checkpoint()  # the wait_for below may swallow a cancel on 3.11 (see videohub.aio)
+            now = self.clock()
+            if not self._probe_heap:
+                self._probe_wakeup.clear()
+                await self._probe_wakeup.wait()
+                continue
+            at, camera_id = self._probe_heap[0]
+            if at > now:
+                self._probe_wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._probe_wakeup.wait(), timeout=min(at - now, 1.0))
+                except TimeoutError:
+                    pass
+                continue
+            heapq.heappop(self._probe_heap)
+            t = self.cameras.get(camera_id)
+            if t is None or t.camera.mode != "on_demand" or t.probing:
+                continue
+            await slots.acquire()
+            t.probing = True
+            self._tasks.spawn(self._probe_and_reschedule(t, slots), name=f"health-probe-{camera_id}")
 
     async def _probe_and_reschedule(self, t: Tracked, slots: asyncio.Semaphore) -> None:
         s = self.settings
@@ -478,29 +480,40 @@ class HealthMonitor:
         cutoff = self.clock() - self.settings.history_retention_days * 86400
         await self.history.trim(list(self.cameras), cutoff)
 
-    async def run(self) -> None:
-        """Watch every registered camera until cancelled."""
+    async def start(self) -> None:
+        """Load every registered camera, then watch them until ``close()``."""
+        if self._closing.started or self._tasks.started:
+            return
         await self.alerts.setup()
         await self.load()
         s = self.settings
-        try:
-            await self._run_tasks(s)
-        finally:
-            if self._probe_pool is not None:
-                # Probes still running finish on their own, by probe_timeout_seconds + SILENCE_SECONDS.
-                self._probe_pool.shutdown(wait=False, cancel_futures=True)
-                self._probe_pool = None
+        await self._tasks.start()
+        spawn = self._tasks.spawn
+        spawn(self._registry_loop(), name="health-registry")
+        spawn(self.live.run(), name="health-live")
+        spawn(self._every(s.tick_seconds, self.tick, "tick"), name="health-tick")
+        spawn(self._every(s.diagnosis_interval_seconds, self.sample, "diagnosis"), name="health-diagnosis")
+        spawn(self._probe_loop(), name="health-probes")
+        spawn(self._every(3600, self._trim, "trim"), name="health-trim")
 
-    async def _run_tasks(self, s: HealthSettings) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._registry_loop(), name="health-registry")
-            tg.create_task(self.live.run(), name="health-live")
-            tg.create_task(self._every(s.tick_seconds, self.tick, "tick"), name="health-tick")
-            tg.create_task(
-                self._every(s.diagnosis_interval_seconds, self.sample, "diagnosis"), name="health-diagnosis"
-            )
-            tg.create_task(self._probe_loop(), name="health-probes")
-            tg.create_task(self._every(3600, self._trim, "trim"), name="health-trim")
+    async def run(self) -> None:
+        """``start()``, then watch until cancelled, then ``close()``."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop every loop and probe. Safe to call twice; a concurrent second caller waits for the first."""
+        await self._closing.run(self._close)
+
+    async def _close(self) -> None:
+        await self._tasks.close()
+        if self._probe_pool is not None:
+            # Probes still running finish on their own, by probe_timeout_seconds + SILENCE_SECONDS.
+            self._probe_pool.shutdown(wait=False, cancel_futures=True)
+            self._probe_pool = None
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from ingest.reconnect import BackoffPolicy, State, Transition
 from ingest.source import Login, Source, SourceOptions
 from ingest.stats import StatsSnapshot
 from ingest.url import PLACEHOLDER, redact
-from videohub.aio import cancel_and_wait, checkpoint
+from videohub.aio import CloseOnce, Part, TaskOwner, cancel_and_wait, checkpoint
 from videohub.errors import NotFound, Unavailable
 from videohub.hub.feed import Feed, FeedClosed, FeedInfo, Subscription
 from videohub.hub.snapshot import NoPicture, SnapshotCache
@@ -121,8 +121,9 @@ class _Entry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class FeedManager:
-    """Owns every Feed and ingest thread of this worker. Start with ``start()``, end with ``close()``."""
+class FeedManager(Part):
+    """Owns every Feed and ingest thread of this worker: ``async with FeedManager(...)`` (or
+    ``start()``/``close()``); its background tasks live in one ``TaskOwner``."""
 
     def __init__(
         self,
@@ -138,13 +139,13 @@ class FeedManager:
         self._policy = policy
         self._allow_files = allow_files
         self._cameras: dict[str, _Entry] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("hub")
+        self._loops: list[asyncio.Task[None]] = []
+        self._closing = CloseOnce()
         self._snapshots = SnapshotCache(settings.snapshot_cache_seconds)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handoff: Handoff | None = None
         self._started = False
-        self._closed = False
         self._follow_outage = OutageLog(log, "registry change feed")
         self._resync_outage = OutageLog(log, "registry resync")
 
@@ -152,24 +153,30 @@ class FeedManager:
 
     async def start(self) -> None:
         """Follow the registry and start every always_on camera. Idempotent."""
-        if self._started:
+        if self._started or self._closing.started:
             return
         self._started = True
+        await self._tasks.start()
         self._loop = asyncio.get_running_loop()
         # One handoff for every ingest thread: packets arriving together share a loop wake-up.
         self._handoff = Handoff(self._loop)
         # Follow changes first, so a camera added while the initial load runs is not missed.
-        self._tasks.append(asyncio.create_task(self._follow(), name="hub-follow"))
+        self._loops.append(self._tasks.spawn(self._follow(), name="hub-follow"))
         await asyncio.sleep(0)
         await self._resync()
-        self._tasks.append(asyncio.create_task(self._resync_loop(), name="hub-resync"))
+        self._loops.append(self._tasks.spawn(self._resync_loop(), name="hub-resync"))
 
     async def close(self) -> None:
-        """Stop every ingest thread and end every Feed (subscribers get FeedClosed). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.gather(*(cancel_and_wait(task) for task in self._tasks))
+        """Stop every ingest thread and end every Feed (subscribers get FeedClosed). Safe to call twice;
+        a concurrent second caller waits for the first."""
+        await self._closing.run(self._close)
+
+    @property
+    def _closed(self) -> bool:
+        return self._closing.started
+
+    async def _close(self) -> None:
+        await asyncio.gather(*(cancel_and_wait(task) for task in self._loops))
         sources: list[Source] = []
         for entry in self._cameras.values():
             for runner in entry.runners.values():
@@ -183,8 +190,8 @@ class FeedManager:
         self._cameras.clear()
         # Every thread was told to stop above; now wait for them together, off the loop.
         await asyncio.gather(*(source.aclose() for source in sources))
-        if self._stopping:
-            await asyncio.gather(*self._stopping, return_exceptions=True)
+        await self._tasks.drain()  # the joins of sources stopped earlier
+        await self._tasks.close()
 
     # -- following the registry ----------------------------------------------------------------
 
@@ -379,9 +386,7 @@ class FeedManager:
         runner.last_stats = source.stats.snapshot()
         source.stop()
         runner.feed.reset()
-        task = asyncio.create_task(self._join(source), name=f"hub-join-{source.name}")
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+        self._tasks.spawn(self._join(source), name=f"hub-join-{source.name}")
 
     async def _join(self, source: Source) -> None:
         if not await source.aclose():

@@ -25,7 +25,7 @@ from aiortc import (
 )
 
 from ingest.packet import Packet
-from videohub.aio import checkpoint
+from videohub.aio import CloseOnce, Part, TaskOwner, cancel_and_wait, checkpoint
 from videohub.errors import NotFound, RateLimited, Unavailable, VideohubError
 from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
@@ -51,7 +51,7 @@ class IceRestartUnsupported(VideohubError):
     status = 422
 
 
-class SessionManager:
+class SessionManager(Part):
     """All live WHEP sessions of this worker.
 
     ``feeds`` is the Feed hub (``subscribe(camera, stream)``); ``on_session_end`` receives each
@@ -77,27 +77,32 @@ class SessionManager:
         self.candidates = CandidatePolicy.create(
             settings.allowed_candidate_networks, settings.max_remote_candidates
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner("whep")
         self._watchdog: asyncio.Task[None] | None = None
-        self._closed = False
+        self._closing = CloseOnce()
 
     # lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._watchdog is None and not self._closed:
-            self._watchdog = asyncio.create_task(self._watch(), name="whep-watchdog")
+            await self._tasks.start()
+            self._watchdog = self._tasks.spawn(self._watch(), name="whep-watchdog")
+
+    @property
+    def _closed(self) -> bool:
+        return self._closing.started
 
     async def close(self) -> None:
-        """End every session (reason ``shutdown``) and stop the watchdog. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
+        """End every session (reason ``shutdown``) and stop the watchdog. Safe to call twice; a
+        concurrent second caller waits for the first."""
+        await self._closing.run(self._close)
+
+    async def _close(self) -> None:
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            await asyncio.gather(self._watchdog, return_exceptions=True)
+            await cancel_and_wait(self._watchdog)
         await asyncio.gather(*(self.end(sid, "shutdown") for sid in list(self._sessions)))
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.drain()  # endings started from aiortc callbacks
+        await self._tasks.close()
 
     # queries ---------------------------------------------------------------------------------
 
@@ -169,7 +174,7 @@ class SessionManager:
         token: TokenRef | None = None,
     ) -> WhepSession:
         """Answer a WHEP offer. Raises InvalidOffer (400), Unavailable (503). ``token``: the caller's
-        token, with which the session ends (see ``videohub.webrtc.startup.sweep_rights``)."""
+        token, with which the session ends (see ``videohub.webrtc.rights.sweep_rights``)."""
         if self._closed:
             raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
         self._admit(user.username)
@@ -396,11 +401,12 @@ class SessionManager:
 
     # background ------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        # Endings triggered from aiortc callbacks: kept referenced until done, awaited by close().
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        # Endings triggered from aiortc callbacks: owned by the manager's tasks, awaited by close().
+        if self._tasks.closed:
+            coro.close()  # closing: close() ends every session itself
+            return
+        self._tasks.spawn(coro)
 
     async def _watch(self) -> None:
         s = self._settings
