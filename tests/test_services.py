@@ -24,6 +24,7 @@ def _parts(svc: Services) -> dict[str, Part]:
         "rights": svc.rights,
         "alerts": svc.alerts,
         "health": svc.health,
+        "follower": svc.follower,
     }
     return {name: part for name, part in found.items() if part is not None}
 
@@ -37,7 +38,7 @@ async def _started(svc: Services) -> dict[str, Part]:
 
 def _background(name: str) -> list[asyncio.Task[object]]:
     """The tasks a part still owns (its TaskOwner's holder and its children are named after it)."""
-    prefix = {"sessions": "whep", "rights": "whep-rights"}.get(name, name)
+    prefix = {"sessions": "whep", "rights": "whep-rights", "follower": "registry-"}.get(name, name)
     return [
         t
         for t in asyncio.all_tasks()
@@ -53,10 +54,11 @@ async def test_build_services_builds_every_part_in_dependency_order(settings: Se
         "RightsSweep",
         "AlertService",
         "HealthMonitor",
+        "RegistryFollower",
     ]
     assert svc.sessions is not None and svc.rights is not None and svc.rights.manager is svc.sessions
     core = build_services(settings, store, Parts())
-    assert (core.hub, core.sessions, core.rights, core.alerts, core.health) == (None,) * 5
+    assert (core.hub, core.sessions, core.rights, core.alerts, core.health, core.follower) == (None,) * 6
     with pytest.raises(ValueError, match="Feed hub"):
         build_services(settings, store, Parts(whep=True))
 
@@ -64,7 +66,7 @@ async def test_build_services_builds_every_part_in_dependency_order(settings: Se
 async def test_every_part_closes_twice(store: Store) -> None:
     svc = build_services(make_settings(), store)
     parts = await _started(svc)
-    assert set(parts) == {"live", "hub", "sessions", "rights", "alerts", "health"}
+    assert set(parts) == {"live", "hub", "sessions", "rights", "alerts", "health", "follower"}
     for name, part in reversed(parts.items()):
         await part.close()
         await part.close()  # a no-op, not an error

@@ -1,11 +1,12 @@
 """The composition root: every long-lived part of the service, built once by ``build_services``.
 
-``build_services(settings, store, parts)`` constructs the parts in dependency order (registry and users,
-then the Feed hub, the WHEP sessions on it and their rights sweep, alert delivery, the health monitor
-that reads the hub and raises alerts). Building starts nothing: the app's lifespan enters the parts on
-its ``AsyncExitStack`` in ``Services.parts()`` order and leaves them in reverse. The container is
-frozen, so no part is patched onto it after start. An optional part that ``parts`` leaves out is
-``None``; its routers answer 503 through the typed dependencies in ``videohub.api.deps``.
+``build_services(settings, store, parts)`` constructs the parts in dependency order: registry and
+users, the Feed hub, the WHEP sessions on it and their rights sweep, alert delivery, the health
+monitor (which reads the hub and raises alerts), and the one registry change follower that the hub
+and the monitor listen to. Building starts nothing: the app's lifespan enters the parts on its
+``AsyncExitStack`` in ``Services.parts()`` order and leaves them in reverse. The container is frozen,
+so no part is patched onto it after start. An optional part that ``parts`` leaves out is ``None``;
+its routers answer 503 through the typed dependencies in ``videohub.api.deps``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from videohub.alerts.service import AlertService
 from videohub.audit import AuditLog
 from videohub.health.hubview import FeedManagerView
 from videohub.health.monitor import HealthMonitor
+from videohub.hub.follower import RegistryFollower, RegistryListener
 from videohub.hub.manager import FeedManager
 from videohub.live import LiveHub
 from videohub.registry import CameraRegistry, RegistryLimits
@@ -65,6 +67,8 @@ class Services:
     alerts: AlertService | None = None
     health: HealthMonitor | None = None
     """Present with ``Parts.health``; it runs only with ``health.enabled`` (the API reads it either way)."""
+    follower: RegistryFollower | None = None
+    """The one registry change follower the hub and the running health monitor subscribe to."""
 
     def parts(self) -> list[Part]:
         """The parts to start after the live hub, in dependency order (the lifespan stops them in reverse)."""
@@ -74,6 +78,7 @@ class Services:
             self.rights,
             self.alerts,
             self.health if self.settings.health.enabled else None,
+            self.follower,  # last: its first resync starts the always_on streams
         ]
         return [part for part in running if part is not None]
 
@@ -119,6 +124,12 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         alerts = AlertService(redis, settings.alerts, prefix=PREFIX, directory=directory)
         view = FeedManagerView(hub) if hub is not None else None
         health = HealthMonitor(settings.health, registry, alerts, redis, hub=view, prefix=PREFIX)
+    listeners: list[RegistryListener] = [hub] if hub is not None else []
+    if health is not None and settings.health.enabled:
+        listeners.append(health)
+    follower = None
+    if listeners:
+        follower = RegistryFollower(registry, listeners, resync_interval=settings.ingest.resync_interval)
     return Services(
         settings=settings,
         store=store,
@@ -131,4 +142,5 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         rights=rights,
         alerts=alerts,
         health=health,
+        follower=follower,
     )

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from ingest.packet import Packet
 from ingest.stats import StatsSnapshot
@@ -41,7 +40,7 @@ from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.keyframe import decode_keyframe
 from videohub.health.probe import SILENCE_SECONDS, ProbeResult, probe
 from videohub.health.state import AlertKind, Observed, StreamHealth, Transition
-from videohub.models import Camera
+from videohub.models import Camera, RegistryChange
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings
 from videohub.store import OUTAGE, OutageLog
@@ -139,7 +138,6 @@ class HealthMonitor(Part):
         self._tasks = TaskOwner("health")
         self._closing = CloseOnce()
         # One per kind of Redis work: an outage is a few lines each, not one per camera and tick.
-        self._registry_outage = OutageLog(log, "health: registry change feed")
         self._write_outage = OutageLog(log, "health: state and history writes")
         self._alert_outage = OutageLog(log, "health: alert updates")
         self._loop_outage = OutageLog(log, "health: checks")
@@ -185,32 +183,18 @@ class HealthMonitor(Part):
             if camera_id not in known:
                 await self.alerts.reconcile(camera_id, "", {})
 
-    async def _registry_loop(self) -> None:
-        reload = False
-        while True:
-            checkpoint()
-            try:
-                if reload:  # after an outage: changes made meanwhile were not heard
-                    await self.load()
-                    reload = False
-                    self._registry_outage.ok()
-                async for change in self.registry.changes():
-                    self._registry_outage.ok()
-                    camera = await self.registry.get(change.id) if change.op == "put" else None
-                    if camera is None or not camera.enabled:
-                        await self.untrack(change.id)
-                    else:
-                        self.track(camera)
-                    checkpoint()
-            except OUTAGE as exc:
-                # Redis restarting: resubscribe and reload, so no change is missed for long.
-                self._registry_outage.failed(exc)
-                reload = True
-                await asyncio.sleep(1.0)
-            except RedisError as exc:  # a refused command: resubscribe and reload too
-                log.warning("health: registry change feed failed (%s); resubscribing", type(exc).__name__)
-                reload = True
-                await asyncio.sleep(1.0)
+    # -- following the registry (a RegistryListener of videohub.hub.follower) ----------------------
+
+    async def changed(self, change: RegistryChange) -> None:
+        camera = await self.registry.get(change.id) if change.op == "put" else None
+        if camera is None or not camera.enabled:
+            await self.untrack(change.id)
+        else:
+            self.track(camera)
+
+    async def resync(self, *, missed: bool) -> None:
+        if missed:  # after an outage: changes made meanwhile were not heard
+            await self.load()
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -489,7 +473,6 @@ class HealthMonitor(Part):
         s = self.settings
         await self._tasks.start()
         spawn = self._tasks.spawn
-        spawn(self._registry_loop(), name="health-registry")
         spawn(self.live.run(), name="health-live")
         spawn(self._every(s.tick_seconds, self.tick, "tick"), name="health-tick")
         spawn(self._every(s.diagnosis_interval_seconds, self.sample, "diagnosis"), name="health-diagnosis")
