@@ -14,10 +14,10 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from ingest.packet import Packet
+from ingest.probe import ProbeResult
 from ingest.stats import StatsSnapshot
 from videohub.alerts.service import AlertService
 from videohub.health.monitor import PROBE_GRACE_SECONDS, HealthMonitor
-from videohub.health.probe import ProbeResult
 from videohub.models import Camera, CameraCreate, Streams, StreamSpec
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from ingest.packet import Packet
+from ingest.probe import ProbeResult
 from ingest.stats import StatsSnapshot
 from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 from videohub.alerts.live import StreamFanout
@@ -33,7 +34,6 @@ from videohub.alerts.service import AlertService
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.persistence import HealthStore
-from videohub.health.probe import ProbeResult
 from videohub.health.prober import PROBE_GRACE_SECONDS, Prober, ProbeScheduler
 from videohub.health.sampler import KeyframeSampler
 from videohub.health.state import Observed, StreamHealth, Transition

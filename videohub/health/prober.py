@@ -1,7 +1,7 @@
 """The prober: on_demand cameras probed on a jittered schedule, with bounded concurrency.
 
 Beside the monitor, for cameras nobody watches (decision 6): connect, one keyframe, disconnect
-(``videohub.health.probe``, in its own thread pool), at most ``probe_concurrency`` at once, each with
+(``ingest.probe``, in its own thread pool), at most ``probe_concurrency`` at once, each with
 one deadline. A verdict is given by the deadline plus ``PROBE_GRACE_SECONDS`` whatever the camera
 does; a probe's slot stays taken until its thread is really back.
 """
@@ -16,7 +16,7 @@ import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from videohub.health.probe import SILENCE_SECONDS, ProbeResult, probe
+from ingest.probe import SILENCE_SECONDS, ProbeResult, probe
 from videohub.health.tracker import Tracked
 from videohub.models import Camera
 from videohub.registry import CameraRegistry

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ingest.keyframe import decode_keyframe
 from ingest.packet import Packet
 from videohub.health.diagnosis import Diagnosis
-from videohub.health.keyframe import decode_keyframe
 from videohub.health.metrics import Frame
 from videohub.health.tracker import Tracked
 

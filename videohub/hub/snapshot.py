@@ -15,6 +15,7 @@ from fractions import Fraction
 import av
 import av.error
 
+from ingest.keyframe import UndecodableKeyframe, decode_frame
 from ingest.packet import Packet
 from videohub.errors import Unavailable
 
@@ -34,17 +35,9 @@ def keyframe_to_jpeg(packet: Packet, quality: int = 5) -> bytes:
     ``quality`` is MJPEG's qscale (2 best … 31 worst). Raises NoPicture when it does not decode.
     """
     try:
-        decoder = av.CodecContext.create("h264", "r")
-        assert isinstance(decoder, av.VideoCodecContext)
-        frames = list(decoder.decode(av.Packet(packet.data)))
-        frames += list(decoder.decode(None))  # flush: the decoder may hold the frame back
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise NoPicture(
-            f"the latest keyframe does not decode ({type(exc).__name__})", "undecodable"
-        ) from None
-    if not frames:
-        raise NoPicture("the latest keyframe gave no picture", "undecodable")
-    frame = frames[-1]
+        frame = decode_frame(packet)
+    except UndecodableKeyframe as exc:
+        raise NoPicture(f"the latest keyframe {exc.detail}", "undecodable") from None
     encoder = av.CodecContext.create("mjpeg", "w")
     assert isinstance(encoder, av.VideoCodecContext)
     encoder.width = frame.width
