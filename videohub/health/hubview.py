@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ingest.packet import Packet
-from ingest.stats import StatsSnapshot
+from ingest.stats import StatsSnapshot, StreamState
 from videohub.hub.manager import FeedManager
 
 
@@ -26,7 +26,7 @@ class FeedManagerView:
             if fs.always_on:
                 return name, fs.ingest
         for name, fs in streams.items():
-            if fs.state != "idle":
+            if fs.state is not StreamState.IDLE:
                 return name, fs.ingest
         return None
 

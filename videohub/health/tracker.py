@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.packet import Packet
-from ingest.stats import StatsSnapshot
+from ingest.stats import ENDED, StatsSnapshot
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.state import AlertKind, Observed, StreamHealth
 from videohub.models import Camera
@@ -45,7 +45,7 @@ def observe_stats(
     """The raw condition of a pulled stream from its stats and its latest diagnosis."""
     t.stats = stats
     age = None if stats is None else stats.last_packet_age
-    if stats is not None and stats.state in ("backing_off", "stopped"):
+    if stats is not None and stats.state in ENDED:
         # The session ended (refused, EOF, auth …): no need to wait for the packet timeout.
         return "offline", (stats.reason or stats.last_error_reason or "error",)
     if stats is not None and age is not None:

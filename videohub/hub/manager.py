@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ingest.handoff import Handoff
 from ingest.netpolicy import NetworkPolicy
 from ingest.packet import Packet
-from ingest.reconnect import State
 from ingest.source import Login, Source
+from ingest.stats import StreamState
 from ingest.url import PLACEHOLDER
 from videohub.aio import CloseOnce, Part, TaskOwner
 from videohub.errors import NotFound, Unavailable
@@ -34,7 +35,7 @@ from videohub.settings.ingest import IngestSettings
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("main", "sub")
+STREAMS: tuple[Literal["main", "sub"], ...] = ("main", "sub")
 
 __all__ = ["STREAMS", "CameraSource", "FeedManager", "FeedStats", "source_options"]
 
@@ -248,7 +249,7 @@ class FeedManager(Part):
         keyframe = runner.feed.last_keyframe
         if keyframe is None:
             stats = runner.source.stats.snapshot() if runner.source is not None else None
-            if stats is not None and stats.state == State.BACKING_OFF.value:
+            if stats is not None and stats.state is StreamState.BACKING_OFF:
                 raise NoPicture(f"the camera is not streaming ({stats.reason})", stats.reason or "error")
             keyframe = await self._wait_keyframe(camera_id, stream, runner)
         return await self._snapshots.get(runner.feed.key, keyframe)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from ingest.handoff import Handoff
 from ingest.netpolicy import NetworkPolicy
 from ingest.normalize import Ceiling, StreamInfo
 from ingest.reconnect import BackoffPolicy, State, Transition
 from ingest.source import Login, Source, SourceOptions
-from ingest.stats import StatsSnapshot
+from ingest.stats import StatsSnapshot, StreamState
 from ingest.url import redact
 from videohub.aio import TaskOwner
 from videohub.hub.feed import Feed, FeedInfo
@@ -27,24 +28,27 @@ from videohub.settings.ingest import IngestSettings
 
 log = logging.getLogger(__name__)
 
-IDLE = "idle"
-"""The hub's own stream state: on_demand and nobody watching, so no ingest runs."""
-
 
 @dataclass(frozen=True, slots=True)
 class FeedStats:
     """One camera stream as the API shows it: the feed's side and the ingest's stats."""
 
-    stream: str
+    # The API's schema is this dataclass: pydantic takes each field's docstring as its description.
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
+
+    stream: Literal["main", "sub"]
     url: str
     """Stream URL without credentials."""
     transport: str
-    state: str
+    state: StreamState
     """connecting, streaming, backing_off (ingest states), idle (on_demand, nobody watching)."""
     reason: str | None
+    """Why it is backing off: auth_failed, not_found, refused, unreachable, timeout, stalled,
+    unsupported_codec, blocked (the URL was refused before opening), eof, error."""
     always_on: bool
     subscribers: int
     subscriber_drops: int
+    """Packets viewers lost by falling behind."""
     gop_packets: int
     """Packets a new viewer receives at once (since the last keyframe)."""
     ingest: StatsSnapshot | None
@@ -99,7 +103,12 @@ class StreamRunner:
     """One camera stream: its Feed (always), its Source (while wanted), its idle timer."""
 
     def __init__(
-        self, ctx: RunnerContext, camera_id: str, name: str, spec: CameraStream, always_on: bool
+        self,
+        ctx: RunnerContext,
+        camera_id: str,
+        name: Literal["main", "sub"],
+        spec: CameraStream,
+        always_on: bool,
     ) -> None:
         self.ctx = ctx
         self.name = name
@@ -222,10 +231,10 @@ class StreamRunner:
         source = self.source
         ingest = source.stats.snapshot() if source is not None else self.last_stats
         if source is not None:
-            state = ingest.state if ingest is not None else State.CONNECTING.value
+            state = ingest.state if ingest is not None else StreamState.CONNECTING
             reason = ingest.reason if ingest is not None else None
         else:
-            state, reason = IDLE, None
+            state, reason = StreamState.IDLE, None
         return FeedStats(
             stream=self.name,
             url=redact(self.spec.url),
