@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from videohub.api.deps import CurrentUser, HubDep, ServicesDep, VisibleCamera
+from videohub.errors import NoPicture
 from videohub.hub.manager import FeedStats
-from videohub.hub.snapshot import NoPicture
 
 router = APIRouter(tags=["ingest"])
 

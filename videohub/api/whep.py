@@ -24,11 +24,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from videohub.api.deps import CurrentLogin, CurrentUser, ServicesDep, SessionsDep, VisibleCamera
-from videohub.errors import Forbidden
+from videohub.errors import Forbidden, IceRestartUnsupported, InvalidOffer
 from videohub.models import User
 from videohub.services import Services
-from videohub.webrtc.manager import IceRestartUnsupported, SessionManager
-from videohub.webrtc.offer import InvalidOffer, parse_sdpfrag
+from videohub.webrtc.manager import SessionManager
+from videohub.webrtc.offer import parse_sdpfrag
 from videohub.webrtc.session import WhepSession
 
 router = APIRouter(tags=["whep"])

@@ -23,7 +23,7 @@ from videohub.stream_secrets import StreamSecrets
 log = logging.getLogger(__name__)
 
 
-class CameraSource(Protocol):
+class CameraDirectory(Protocol):
     """What the hub and the follower need of the registry (``videohub.registry.CameraRegistry``)."""
 
     async def get(self, camera_id: str) -> Camera | None: ...
@@ -49,7 +49,7 @@ class RegistryFollower(Part):
     ``resync_interval`` seconds and after each outage. Enter it after its listeners have started."""
 
     def __init__(
-        self, registry: CameraSource, listeners: Sequence[RegistryListener], *, resync_interval: float
+        self, registry: CameraDirectory, listeners: Sequence[RegistryListener], *, resync_interval: float
     ) -> None:
         self.registry = registry
         self.listeners = list(listeners)

@@ -25,11 +25,11 @@ from ingest.source import Login, Source
 from ingest.stats import StreamState
 from ingest.url import PLACEHOLDER
 from videohub.aio import CloseOnce, Part, TaskOwner
-from videohub.errors import NotFound, Unavailable
+from videohub.errors import NoPicture, NotFound, Unavailable
 from videohub.hub.feed import Feed, FeedClosed, Subscription
-from videohub.hub.follower import CameraSource
+from videohub.hub.follower import CameraDirectory
 from videohub.hub.runner import FeedStats, RunnerContext, StreamRunner, source_options
-from videohub.hub.snapshot import NoPicture, SnapshotCache
+from videohub.hub.snapshot import SnapshotCache
 from videohub.models import Camera, CameraStream, RegistryChange
 from videohub.settings.ingest import IngestSettings
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 STREAMS: tuple[Literal["main", "sub"], ...] = ("main", "sub")
 
-__all__ = ["STREAMS", "CameraSource", "FeedManager", "FeedStats", "source_options"]
+__all__ = ["STREAMS", "CameraDirectory", "FeedManager", "FeedStats", "source_options"]
 
 
 @dataclass(eq=False)
@@ -55,7 +55,7 @@ class FeedManager(Part):
     def __init__(
         self,
         settings: IngestSettings,
-        registry: CameraSource,
+        registry: CameraDirectory,
         *,
         policy: NetworkPolicy | None = None,
         allow_files: bool = True,

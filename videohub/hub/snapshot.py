@@ -17,16 +17,7 @@ import av.error
 
 from ingest.keyframe import UndecodableKeyframe, decode_frame
 from ingest.packet import Packet
-from videohub.errors import Unavailable
-
-
-class NoPicture(Unavailable):
-    """The camera has no picture to show now; ``reason`` is machine-readable (a ingest Reason or
-    ``disabled``, ``not_streaming``, ``undecodable``)."""
-
-    def __init__(self, message: str, reason: str, retry_after: int = 2) -> None:
-        super().__init__(message, retry_after)
-        self.reason = reason
+from videohub.errors import NoPicture
 
 
 def keyframe_to_jpeg(packet: Packet, quality: int = 5) -> bytes:

@@ -26,29 +26,30 @@ from aiortc import (
 
 from ingest.packet import Packet
 from videohub.aio import CloseOnce, Part, TaskOwner, cancel_and_wait, checkpoint
-from videohub.errors import NotFound, RateLimited, Unavailable, VideohubError
+from videohub.errors import (
+    IceRestartUnsupported,
+    InvalidOffer,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    VideohubError,
+)
 from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
 from videohub.users import TokenRef
 from videohub.webrtc.candidates import CandidateKey, CandidatePolicy, candidate_key, sdp_candidate
+from videohub.webrtc.feeds import FeedHub, FeedSubscription
 from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
-from videohub.webrtc.offer import InvalidOffer, TrickleFragment, clean_offer, validate_offer
+from videohub.webrtc.offer import TrickleFragment, clean_offer, validate_offer
 from videohub.webrtc.packetizer import Packetizer
 from videohub.webrtc.sender import PassthroughSender
 from videohub.webrtc.session import SessionInfo, SessionRecord, WhepSession, session_ref
-from videohub.webrtc.source import FeedSource, FeedSubscription
 from videohub.webrtc.track import FeedTrack
 
 log = logging.getLogger(__name__)
 
 SessionEndHook = Callable[[SessionRecord], Awaitable[None]]
 WATCHDOG_INTERVAL = 1.0
-
-
-class IceRestartUnsupported(VideohubError):
-    """A PATCH asked for an ICE restart, which aiortc cannot do (draft-ietf-wish-whep: 422)."""
-
-    status = 422
 
 
 class SessionManager(Part):
@@ -61,7 +62,7 @@ class SessionManager(Part):
     def __init__(
         self,
         settings: WebRTCSettings,
-        feeds: FeedSource,
+        feeds: FeedHub,
         *,
         on_session_end: SessionEndHook | None = None,
     ) -> None:
