@@ -15,9 +15,20 @@
 
 A Redis outage (the client's ConnectionError, TimeoutError or socket OSError) answers as Unavailable
 (503, see ``videohub.app``). Everything else is a bug and answers 500 without details.
+
+The parts' own errors, handled where they are raised (never an HTTP answer by themselves):
+
+    ConfigError             the configuration cannot be used (the CLI prints key path and reason)
+    FeedClosed              a Feed ended, or its subscription was closed
+    └── DeliveryFailed      a subscription's direct sink raised
+    LiveFull                no room for another /ws socket (total or per user)
+
+Errors of ingest (camera failures classified into reasons) are in ``ingest.errors``.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class VideohubError(Exception):
@@ -99,3 +110,33 @@ class NoPicture(Unavailable):
     def __init__(self, message: str, reason: str, retry_after: int = 2) -> None:
         super().__init__(message, retry_after)
         self.reason = reason
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists (key path, reason) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in problems)
+        super().__init__(f"invalid configuration in {source}:\n{lines}")
+
+
+class FeedClosed(Exception):
+    """The feed ended (camera deleted or disabled, service stopping) or the subscription was closed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DeliveryFailed(FeedClosed):
+    """The subscription's direct sink raised: the subscription ended, the feed goes on."""
+
+
+class LiveFull(Exception):
+    """No room for another socket: ``scope`` is "total" (this process) or "user"."""
+
+    def __init__(self, scope: Literal["total", "user"]) -> None:
+        super().__init__(scope)
+        self.scope = scope

@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
+from videohub.errors import LiveFull
 from videohub.settings.store import WsSettings
 from videohub.store import OUTAGE, OutageLog, Store
 from videohub.walls import CHANNEL
@@ -46,14 +47,6 @@ class LiveEvent:
 
     kind: Literal["message", "redis"]
     data: str
-
-
-class LiveFull(Exception):
-    """No room for another socket: ``scope`` is "total" (this process) or "user"."""
-
-    def __init__(self, scope: Literal["total", "user"]) -> None:
-        super().__init__(scope)
-        self.scope = scope
 
 
 class LiveClient:

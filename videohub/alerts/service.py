@@ -21,7 +21,7 @@ from videohub.alerts.live import LiveAlerts
 from videohub.alerts.models import Alert, ParkedEvent, ResendResult
 from videohub.alerts.store import AlertStore, Clock, text
 from videohub.errors import NotFound
-from videohub.settings.health import AlertSettings
+from videohub.settings.alerts import AlertSettings
 from videohub.store import OUTAGE
 
 log = logging.getLogger(__name__)

@@ -43,8 +43,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from videohub.aio import checkpoint
 from videohub.alerts.live import LiveAlerts, StreamFanout
+from videohub.errors import LiveFull
 from videohub.health.state import Transition
-from videohub.live import LiveClient, LiveEvent, LiveFull
+from videohub.live import LiveClient, LiveEvent
 from videohub.models import User
 from videohub.policy import can_see_line, visible_lines
 from videohub.services import Services

@@ -25,8 +25,8 @@ from ingest.source import Login, Source
 from ingest.stats import StreamState
 from ingest.url import PLACEHOLDER
 from videohub.aio import CloseOnce, Part, TaskOwner
-from videohub.errors import NoPicture, NotFound, Unavailable
-from videohub.hub.feed import Feed, FeedClosed, Subscription
+from videohub.errors import FeedClosed, NoPicture, NotFound, Unavailable
+from videohub.hub.feed import Feed, Subscription
 from videohub.hub.follower import CameraDirectory
 from videohub.hub.runner import FeedStats, RunnerContext, StreamRunner, source_options
 from videohub.hub.snapshot import SnapshotCache

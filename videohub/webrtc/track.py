@@ -21,7 +21,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import Packet
-from videohub.hub.feed import DeliveryFailed, FeedClosed, Sink
+from videohub.errors import DeliveryFailed, FeedClosed
+from videohub.hub.feed import Sink
 from videohub.webrtc.feeds import FeedSubscription
 
 log = logging.getLogger(__name__)
