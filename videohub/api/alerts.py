@@ -24,11 +24,11 @@ from videohub.alerts.service import AlertService
 from videohub.api.deps import AlertsDep, CurrentUser, ServicesDep
 from videohub.errors import InvalidField, NotFound
 from videohub.models import User
-from videohub.policy import can_see_line, check_role, visible_lines
+from videohub.policy import ALERT_ACTORS, can_see_line, check_role, visible_lines
 
 router = APIRouter(tags=["alerts"])
 
-ACTORS = ("admin", "maintenance")
+ACTORS = ALERT_ACTORS
 
 
 async def _visible(alerts: AlertService, alert_id: str, user: User) -> Alert:
