@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from videohub.errors import Unavailable
 from videohub.services import Parts, Services, build_services
 from videohub.settings import Settings
 from videohub.store import Store
+from videohub.valkey import EmbeddedValkey, Watchdog
 
 
 def _parts(svc: Services) -> dict[str, Part]:
@@ -94,6 +96,24 @@ async def test_each_part_closes_concurrently_from_many_callers(store: Store) -> 
     for name, part in reversed(parts.items()):
         await asyncio.gather(*(part.close() for _ in range(5)))
         assert _background(name) == [], f"{name} left tasks running"
+
+
+async def test_the_embedded_valkey_watchdog_closes_twice_and_concurrently(tmp_path: Path) -> None:
+    embedded = EmbeddedValkey(tmp_path)
+    await asyncio.to_thread(embedded.start)
+    try:
+        for closing in ("twice", "concurrently"):
+            dog = Watchdog(embedded, 0.1)
+            await dog.start()
+            if closing == "twice":
+                await dog.close()
+                await dog.close()
+            else:
+                await asyncio.gather(dog.close(), dog.close(), dog.close())
+            assert _background("valkey-watchdog") == []
+        assert embedded.exit_code() is None  # stopping the watchdog leaves the server running
+    finally:
+        await asyncio.to_thread(embedded.stop)
 
 
 async def test_the_lifespan_stops_every_part_and_the_api_answers_503_without_one(

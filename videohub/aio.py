@@ -66,13 +66,15 @@ class TaskOwner:
         self.name = name
         self._group: asyncio.TaskGroup | None = None
         self._holder: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
         self._release = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = CloseOnce()
 
     @property
     def started(self) -> bool:
-        return self._holder is not None
+        """Open: ``spawn`` works (until ``close``)."""
+        return self._group is not None
 
     @property
     def closed(self) -> bool:
@@ -80,11 +82,12 @@ class TaskOwner:
 
     async def start(self) -> None:
         """Open the group (idempotent); ``spawn`` works from here until ``close``."""
-        if self._holder is not None or self.closed:
+        if self.closed:
             return
-        ready = asyncio.get_running_loop().create_future()
-        self._holder = asyncio.create_task(self._hold(ready), name=f"{self.name}-tasks")
-        await ready
+        if self._ready is None:  # the first caller opens it; a concurrent one waits until it is open
+            self._ready = asyncio.get_running_loop().create_future()
+            self._holder = asyncio.create_task(self._hold(self._ready), name=f"{self.name}-tasks")
+        await asyncio.shield(self._ready)
 
     async def _hold(self, ready: asyncio.Future[None]) -> None:
         async with asyncio.TaskGroup() as group:

@@ -178,6 +178,8 @@ class SessionManager(Part):
         token, with which the session ends (see ``videohub.webrtc.rights.sweep_rights``)."""
         if self._closed:
             raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
+        # A manager used without start() (no watchdog) still owns the endings of its sessions.
+        await self._tasks.start()
         self._admit(user.username)
         validate_offer(offer_sdp)
         offer_sdp, candidates = self._filter_offer(offer_sdp, remote)
@@ -404,8 +406,8 @@ class SessionManager(Part):
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         # Endings triggered from aiortc callbacks: owned by the manager's tasks, awaited by close().
-        if self._tasks.closed:
-            coro.close()  # closing: close() ends every session itself
+        if self._tasks.closed or not self._tasks.started:
+            coro.close()  # closing (close() ends every session itself), or no session was created
             return
         self._tasks.spawn(coro)
 
