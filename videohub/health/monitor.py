@@ -6,6 +6,7 @@ wanted alerts to the ``AlertService``. The monitor holds the cameras and applies
 other job has its module:
 
 - ``tracker``: what is kept per camera (``Tracked``) and the evaluator (``observe_stats``);
+- ``alerting``: each camera's wanted alerts brought to the ``AlertService``;
 - ``persistence``: the Redis records (state, transitions stream, history);
 - ``sampler``: ``always_on`` cameras' keyframes, one per ``diagnosis_interval_seconds``, decoded
   (keyframes only) and diagnosed in a worker thread;
@@ -31,6 +32,7 @@ from ingest.stats import StatsSnapshot
 from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 from videohub.alerts.live import StreamFanout
 from videohub.alerts.service import AlertService
+from videohub.health.alerting import AlertReconciler
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.persistence import HealthStore
@@ -83,6 +85,7 @@ class HealthMonitor(Part):
         self.settings = settings
         self.registry = registry
         self.alerts = alerts
+        self.reconciler = AlertReconciler(alerts)
         self.hub = hub
         self.clock = clock
         self.store = HealthStore(redis, prefix)
@@ -94,7 +97,6 @@ class HealthMonitor(Part):
         self._closing = CloseOnce()
         # One per kind of Redis work: an outage is a few lines each, not one per camera and tick.
         self._write_outage = OutageLog(log, "health: state and history writes")
-        self._alert_outage = OutageLog(log, "health: alert updates")
         self._loop_outage = OutageLog(log, "health: checks")
 
     @property
@@ -138,7 +140,7 @@ class HealthMonitor(Part):
         """A deleted or disabled camera: forget it and resolve its alerts."""
         tracked = self.cameras.pop(camera_id, None)
         line = tracked.camera.line if tracked else ""
-        await self.alerts.reconcile(camera_id, line, {})
+        await self.reconciler.resolve(camera_id, line)
         await self.store.forget(camera_id)
 
     async def load(self) -> None:
@@ -149,7 +151,7 @@ class HealthMonitor(Part):
         known = {c.id for c in cameras if c.enabled}
         for camera_id, _kind in await self.alerts.store.unresolved():
             if camera_id not in known:
-                await self.alerts.reconcile(camera_id, "", {})
+                await self.reconciler.resolve(camera_id, "")
 
     # -- following the registry (a RegistryListener of videohub.hub.follower) ----------------------
 
@@ -198,23 +200,8 @@ class HealthMonitor(Part):
             except OUTAGE as exc:
                 # Lost for the history; the live state goes on and is written with its next change.
                 self._write_outage.failed(exc)
-            await self._reconcile(t)
+            await self.reconciler.reconcile(t)
         return transition
-
-    async def _reconcile(self, t: Tracked) -> None:
-        """Bring the camera's alerts in line with its state; a failure is retried by the next tick."""
-        if t.health.state == "unknown":
-            return
-        desired = t.health.desired_alerts()
-        if desired == t.reconciled:
-            return
-        try:
-            await self.alerts.reconcile(t.camera.id, t.camera.line, desired)
-        except OUTAGE as exc:
-            self._alert_outage.failed(exc)  # retried by the next tick
-            return
-        self._alert_outage.ok()
-        t.reconciled = dict(desired)
 
     def _pulled(self, t: Tracked) -> StatsSnapshot | None:
         return self.hub.stream_stats(t.camera.id) if self.hub is not None else None
@@ -225,9 +212,9 @@ class HealthMonitor(Part):
             stats = self._pulled(t)
             if t.camera.mode == "on_demand" and (stats is None or stats.last_packet_age is None):
                 # Not being watched: the probe schedule covers it; only retry a failed alert update.
-                if t.health.state != "unknown" and t.health.desired_alerts() != t.reconciled:
+                if self.reconciler.pending(t):
                     async with self._redis_slots:
-                        await self._reconcile(t)
+                        await self.reconciler.reconcile(t)
                 continue
             observation = self.observe_stats(t, stats)
             if observation is not None:
