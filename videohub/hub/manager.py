@@ -20,16 +20,14 @@ from typing import Literal
 
 from ingest.handoff import Handoff
 from ingest.netpolicy import NetworkPolicy
-from ingest.packet import Packet
 from ingest.source import Login, Source
-from ingest.stats import StreamState
 from ingest.url import PLACEHOLDER
 from videohub.aio import CloseOnce, Part, TaskOwner
 from videohub.errors import FeedClosed, NoPicture, NotFound, Unavailable
 from videohub.hub.feed import Feed, Subscription
 from videohub.hub.follower import CameraDirectory
 from videohub.hub.runner import FeedStats, RunnerContext, StreamRunner, source_options
-from videohub.hub.snapshot import SnapshotCache
+from videohub.hub.snapshot import Snapshots
 from videohub.models import Camera, CameraStream, RegistryChange
 from videohub.settings.ingest import IngestSettings
 
@@ -68,7 +66,7 @@ class FeedManager(Part):
         self._cameras: dict[str, _Entry] = {}
         self._tasks = TaskOwner("hub")
         self._closing = CloseOnce()
-        self._snapshots = SnapshotCache(settings.snapshot_cache_seconds)
+        self._snapshots = Snapshots(settings.snapshot_wait, settings.snapshot_cache_seconds)
         self._ctx: RunnerContext | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -246,28 +244,4 @@ class FeedManager(Part):
             _, runner = await self._runner(camera_id, stream)
         except Unavailable as exc:
             raise NoPicture(exc.message, "disabled") from None
-        keyframe = runner.feed.last_keyframe
-        if keyframe is None:
-            stats = runner.source.stats.snapshot() if runner.source is not None else None
-            if stats is not None and stats.state is StreamState.BACKING_OFF:
-                raise NoPicture(f"the camera is not streaming ({stats.reason})", stats.reason or "error")
-            keyframe = await self._wait_keyframe(camera_id, stream, runner)
-        return await self._snapshots.get(runner.feed.key, keyframe)
-
-    async def _wait_keyframe(self, camera_id: str, stream: str, runner: StreamRunner) -> Packet:
-        subscription = await self.subscribe(camera_id, stream)
-        try:
-            async with asyncio.timeout(self.settings.snapshot_wait):
-                return await runner.feed.keyframe()
-        except TimeoutError:
-            stats = runner.source.stats.snapshot() if runner.source is not None else None
-            reason = (stats.reason or stats.last_error_reason) if stats is not None else None
-            raise NoPicture(
-                f"the camera delivered no picture within {self.settings.snapshot_wait:g} s"
-                + (f" ({reason})" if reason else ""),
-                reason or "not_streaming",
-            ) from None
-        except FeedClosed as exc:
-            raise NoPicture(f"the feed ended: {exc.reason}", "not_streaming") from None
-        finally:
-            subscription.close()
+        return await self._snapshots.take(runner, lambda: self.subscribe(camera_id, stream))
