@@ -39,9 +39,9 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.harness.procstat import process_cpu_s  # noqa: E402
+from ingest.keyframe import decode_keyframe  # noqa: E402
 from ingest.packet import Packet  # noqa: E402
 from videohub.health.diagnosis import PictureDiagnoser  # noqa: E402
-from videohub.health.keyframe import decode_keyframe  # noqa: E402
 
 
 def scene(width: int, height: int, i: int, rng: np.random.Generator, base: np.ndarray) -> np.ndarray:

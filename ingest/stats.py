@@ -1,5 +1,9 @@
 """Packet-level statistics of one camera stream: cheap counters updated by the ingest thread.
 
+``StatsSnapshot`` is the one stream-stats model: the hub embeds it in its ``FeedStats``, health reads
+it, and the API's schema is derived from it (pydantic reads the dataclass and its field docstrings),
+so a new field or state is written here once. ``StreamState`` is its enum of states.
+
 Written by exactly one ingest thread, read from the event loop through ``snapshot()``: every field
 is a plain attribute assignment (atomic under the GIL), and rates are computed over short windows
 at packet time, so a read never walks history.
@@ -10,7 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from ingest.errors import Reason
 from ingest.reconnect import State
@@ -19,13 +24,36 @@ _WINDOW = 2.0
 """Seconds over which fps and bitrate are measured."""
 
 
+class StreamState(StrEnum):
+    """Where a camera stream is: the ingest's states (``ingest.reconnect.State``) plus the hub's idle."""
+
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKING_OFF = "backing_off"
+    STOPPED = "stopped"
+    IDLE = "idle"
+    """on_demand and nobody watching: no ingest runs (only the hub reports it)."""
+
+    @classmethod
+    def of(cls, state: State) -> StreamState:
+        return cls(state.value)
+
+
+ENDED = frozenset({StreamState.BACKING_OFF, StreamState.STOPPED})
+"""States in which the ingest session has ended (no packets are coming)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StatsSnapshot:
-    """A consistent-enough copy of one stream's stats (what the API and health read)."""
+    """Packet-level stats of the current (or last) ingest session of one stream."""
 
-    state: str
+    # The API's schema is this dataclass: pydantic takes each field's docstring as its description.
+    __pydantic_config__: ClassVar[dict[str, bool]] = {"use_attribute_docstrings": True}
+
+    state: StreamState
     reason: str | None
-    """Why the stream is backing off or stopped (a ``Reason`` value), None while healthy."""
+    """Why it is backing off or stopped: auth_failed, not_found, refused, unreachable, timeout,
+    stalled, unsupported_codec, blocked (the URL was refused before opening), eof, error."""
     codec: str | None
     """The camera's codec (h264, hevc, mjpeg …)."""
     profile: str | None
@@ -41,7 +69,7 @@ class StatsSnapshot:
     packets: int
     bytes: int
     drops: int
-    """Packets the ingest discarded (before the first keyframe, unreadable, transcoder skips)."""
+    """Packets the ingest discarded (before the first keyframe, unreadable, fps cap, transcoder skips)."""
     reconnects: int
     failures: int
     """Consecutive failed sessions (drives the backoff)."""
@@ -50,7 +78,9 @@ class StatsSnapshot:
     last_packet_age: float | None
     """Seconds since the last packet (None before the first)."""
     last_error: str | None
+    """The error's text (not shown to a line admin)."""
     last_error_reason: str | None
+    """The last error's ``Reason`` value."""
     last_packet_at: float | None = None
     """Wall-clock time (Unix seconds) of the last packet."""
 
@@ -126,7 +156,7 @@ class StreamStats:
         retry_in = None if self.retry_at is None else max(0.0, self.retry_at - now)
         stale = age is None or age > _WINDOW * 2
         return StatsSnapshot(
-            state=self.state.value,
+            state=StreamState.of(self.state),
             reason=self.reason.value if self.reason is not None else None,
             codec=self.codec,
             profile=self.profile,

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from videohub.app import Startup, build_app
+from videohub.app import build_app
+from videohub.services import Parts
 from videohub.settings import Settings
 from videohub.store import Store
 
@@ -46,9 +47,9 @@ USERS = {
 
 
 async def start_api(
-    settings: Settings, store: Store, startups: list[Startup] | None = None
+    settings: Settings, store: Store, parts: Parts | None = None
 ) -> tuple[FastAPI, httpx.AsyncClient, Any]:
-    app = build_app(settings, store=store, startups=startups if startups is not None else [])
+    app = build_app(settings, store=store, parts=parts if parts is not None else Parts())
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://videohub.test")
@@ -56,11 +57,9 @@ async def start_api(
 
 
 @asynccontextmanager
-async def api_session(
-    settings: Settings, store: Store, startups: list[Startup] | None = None
-) -> AsyncIterator[Api]:
+async def api_session(settings: Settings, store: Store, parts: Parts | None = None) -> AsyncIterator[Api]:
     """The app on ``store`` with the admin plus one logged-in user per role (see USERS)."""
-    app, client, lifespan = await start_api(settings, store, startups)
+    app, client, lifespan = await start_api(settings, store, parts)
     try:
         tokens = {"admin": await login(client, "admin", ADMIN_PASSWORD)}
         for name, spec in USERS.items():

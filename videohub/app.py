@@ -1,7 +1,8 @@
 """The FastAPI application: ``build_app`` wires settings, store and services; one lifespan owns them.
 
-Background work (ingest, WHEP sessions, health, alert delivery) is started in the lifespan and
-stopped there in reverse order, so a test or the CLI gets a clean start and a clean stop.
+``videohub.services.build_services`` builds every part; the lifespan enters them on one
+``AsyncExitStack`` (ingest, WHEP sessions, alert delivery, health) and leaves them in reverse order, so
+a test or the CLI gets a clean start and a clean stop.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
@@ -43,14 +44,11 @@ from videohub.api import (
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
 from videohub.http.admission import RequestAdmission
 from videohub.http.bodies import BodyLimits
-from videohub.live import LiveHub
-from videohub.services import Services
+from videohub.services import Parts, Services, build_services
 from videohub.settings import Settings
 from videohub.store import OutageLog, Store
 
 log = logging.getLogger(__name__)
-
-Startup = Callable[[Services, AsyncExitStack], Awaitable[None]]
 
 
 async def ensure_admin(svc: Services) -> None:
@@ -150,13 +148,13 @@ def build_app(
     settings: Settings,
     *,
     store: Store | None = None,
-    startups: list[Startup] | None = None,
+    parts: Parts | None = None,
 ) -> FastAPI:
     """The whole service as an ASGI app.
 
     ``store`` injects an open Store (tests share one Valkey); without it the lifespan opens one from
-    settings (external Redis or the embedded Valkey) and closes it at shutdown. ``startups`` are the
-    optional parts (Feed hub, WHEP, health) — each starts itself and pushes its cleanup on the stack.
+    settings (external Redis or the embedded Valkey) and closes it at shutdown. ``parts`` names the
+    optional parts that run (all by default: Feed hub, WHEP, health and alerts).
     """
 
     @asynccontextmanager
@@ -167,14 +165,14 @@ def build_app(
             if own_store:
                 stack.push_async_callback(active.close)
                 await stack.enter_async_context(active.supervised(settings.store.watchdog_interval_seconds))
-            svc = Services.create(settings, active)
-            svc.live = await stack.enter_async_context(LiveHub(active, settings.ws))
+            svc = build_services(settings, active, parts)
             stack.callback(svc.users.close)  # the password threads
+            await stack.enter_async_context(svc.live)
             app.state.services = svc
             await ensure_admin(svc)
             await svc.registry.migrate()  # records of older versions, before ingest reads them
-            for startup in startups if startups is not None else default_startups():
-                await startup(svc, stack)
+            for part in svc.parts():  # ingest first, then what reads it; left in reverse
+                await stack.enter_async_context(part)
             log.info("videohub ready")
             yield
             log.info("videohub stopping")
@@ -218,12 +216,3 @@ def build_app(
     ):
         app.include_router(module.router)
     return app
-
-
-def default_startups() -> list[Startup]:
-    """The parts started with the service, in order (stopped in reverse): ingest first, then what reads it."""
-    from videohub.health.startup import health_startup
-    from videohub.hub.startup import hub_startup
-    from videohub.webrtc.startup import whep_startup
-
-    return [hub_startup, whep_startup(), health_startup]

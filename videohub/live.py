@@ -19,14 +19,14 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from videohub.aio import cancel_and_wait, checkpoint
+from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
+from videohub.errors import LiveFull
 from videohub.settings.store import WsSettings
 from videohub.store import OUTAGE, OutageLog, Store
 from videohub.walls import CHANNEL
@@ -47,14 +47,6 @@ class LiveEvent:
 
     kind: Literal["message", "redis"]
     data: str
-
-
-class LiveFull(Exception):
-    """No room for another socket: ``scope`` is "total" (this process) or "user"."""
-
-    def __init__(self, scope: Literal["total", "user"]) -> None:
-        super().__init__(scope)
-        self.scope = scope
 
 
 class LiveClient:
@@ -84,7 +76,7 @@ class LiveClient:
         return self._events.popleft()
 
 
-class LiveHub:
+class LiveHub(Part):
     """Owns the subscriber task (``async with LiveHub(...)``) and the registry of /ws clients."""
 
     def __init__(
@@ -108,20 +100,24 @@ class LiveHub:
         self._per_user: Counter[str] = Counter()
         self._outage = OutageLog(log, "live events")
         self._client: aioredis.Redis | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("live")
+        self._closing = CloseOnce()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def __aenter__(self) -> LiveHub:
+    async def start(self) -> None:
+        if self._client is not None or self._closing.started:
+            return
         self._client = self.store.dedicated()
-        self._task = asyncio.create_task(self._run(), name="live-hub")
-        return self
+        await self._tasks.start()
+        self._tasks.spawn(self._run(), name="live-hub")
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+    async def close(self) -> None:
+        """Stop listening. Safe to call twice; a concurrent second caller waits for the first."""
+        await self._closing.run(self._close)
+
+    async def _close(self) -> None:
+        await self._tasks.close()
         if self._client is not None:
             try:
                 await self._client.aclose()

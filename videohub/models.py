@@ -9,6 +9,7 @@ before it opens one.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -311,3 +312,11 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_before: str | None = Field(None, description="Pass as `before` to get the next (older) page.")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryChange:
+    """One put or delete of a camera, from any worker (the registry's change feed)."""
+
+    op: Literal["put", "delete"]
+    id: str

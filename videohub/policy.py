@@ -8,8 +8,26 @@ maintenance  sees every camera's metadata and health; acts on alerts; cannot cha
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from videohub.errors import Forbidden, InvalidField, NotFound
 from videohub.models import User
+
+WALL_WRITERS = ("admin", "operator")
+"""Roles that drive the video wall: layouts, tiles, tours, presets (the console shows it read-only else)."""
+ALERT_ACTORS = ("admin", "maintenance")
+"""Roles that acknowledge and resolve alerts and re-send parked events."""
+
+
+class Rights(BaseModel):
+    """What the caller's role may do, for a UI to show or hide its controls (the API checks anyway)."""
+
+    drive_wall: bool
+    act_on_alerts: bool
+
+
+def rights_of(user: User) -> Rights:
+    return Rights(drive_wall=user.role in WALL_WRITERS, act_on_alerts=user.role in ALERT_ACTORS)
 
 
 def visible_lines(user: User) -> frozenset[str] | None:

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
@@ -46,6 +46,7 @@ from videohub.models import (
     CameraStreams,
     Credentials,
     CredentialsIn,
+    RegistryChange,
     Streams,
 )
 from videohub.settings.core import default_id_prefix
@@ -69,12 +70,6 @@ log = logging.getLogger(__name__)
 INDEX = key("cams", "index")
 VERSION = key("cams", "version")
 CHANNEL = key("registry")
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryChange:
-    op: Literal["put", "delete"]
-    id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,58 +1,146 @@
-"""The typed container of the service's long-lived parts, kept on ``app.state.services``.
+"""The composition root: every long-lived part of the service, built once by ``build_services``.
 
-Parts other packages add (Feed hub, WHEP sessions, health, alerts) are optional attributes so the
-core can run and be tested before they exist; ``videohub.app`` fills them in its lifespan.
+``build_services(settings, store, parts)`` constructs the parts in dependency order: registry and
+users, the Feed hub, the WHEP sessions on it and their rights sweep, alert delivery, the health
+monitor (which reads the hub and raises alerts), and the one registry change follower that the hub
+and the monitor listen to. Building starts nothing: the app's lifespan enters the parts on its
+``AsyncExitStack`` in ``Services.parts()`` order and leaves them in reverse. The container is frozen,
+so no part is patched onto it after start. An optional part that ``parts`` leaves out is ``None``;
+its routers answer 503 through the typed dependencies in ``videohub.api.deps``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from videohub.aio import Part
+from videohub.alerts.channels import Directory
+from videohub.alerts.service import AlertService
 from videohub.audit import AuditLog
+from videohub.health.hubview import FeedManagerView
+from videohub.health.monitor import HealthMonitor
+from videohub.hub.follower import RegistryFollower, RegistryListener
+from videohub.hub.manager import FeedManager
 from videohub.live import LiveHub
 from videohub.registry import CameraRegistry, RegistryLimits
 from videohub.settings import Settings
-from videohub.store import Store
+from videohub.store import PREFIX, Store
 from videohub.urlpolicy import network_policy
 from videohub.users import UserStore
+from videohub.webrtc.manager import SessionManager
+from videohub.webrtc.rights import RIGHTS_INTERVAL, RightsSweep, audit_hook
 
 
-@dataclass
+@dataclass(frozen=True)
+class Parts:
+    """Which optional parts run: all of them in the service (``Parts.all()``); tests start fewer."""
+
+    hub: bool = False
+    """The Feed hub (ingest): ``Services.hub``."""
+    whep: bool = False
+    """WHEP playback and its rights sweep (needs ``hub``): ``Services.sessions``, ``Services.rights``."""
+    health: bool = False
+    """Alert delivery and the health monitor (which reads the hub when it runs): ``Services.alerts``,
+    ``Services.health``."""
+    rights_interval: float = RIGHTS_INTERVAL
+    """Seconds between two rights sweeps of the WHEP sessions."""
+
+    @classmethod
+    def all(cls) -> Parts:
+        return cls(hub=True, whep=True, health=True)
+
+
+@dataclass(frozen=True)
 class Services:
+    """The typed container on ``app.state.services``; built by ``build_services``, never mutated."""
+
     settings: Settings
     store: Store
     registry: CameraRegistry
     users: UserStore
     audit: AuditLog
-    hub: Any = None
-    """videohub.hub.manager.FeedManager once started."""
-    sessions: Any = None
-    """videohub.webrtc session manager once started."""
-    health: Any = None
-    alerts: Any = None
-    live: LiveHub | None = None
-    """The /ws clients' live events (one Redis pub/sub for the process), once started."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    live: LiveHub
+    """The /ws clients' live events (one Redis pub/sub for the process)."""
+    hub: FeedManager | None = None
+    sessions: SessionManager | None = None
+    rights: RightsSweep | None = None
+    alerts: AlertService | None = None
+    health: HealthMonitor | None = None
+    """Present with ``Parts.health``; it runs only with ``health.enabled`` (the API reads it either way)."""
+    follower: RegistryFollower | None = None
+    """The one registry change follower the hub and the running health monitor subscribe to."""
 
-    @classmethod
-    def create(cls, settings: Settings, store: Store) -> Services:
-        redis = store.redis
-        return cls(
-            settings=settings,
-            store=store,
-            registry=CameraRegistry(
-                redis,
-                settings.line_ids,
-                allow_test_sources=settings.demo.allow_test_sources,
-                policy=network_policy(settings, redis),
-                prefixes={line.id: line.prefix for line in settings.lines},
-                limits=RegistryLimits(
-                    max_cameras_per_line=settings.ingest.max_cameras_per_line,
-                    max_always_on_streams=settings.ingest.max_always_on_streams,
-                    always_on_streams=tuple(settings.ingest.always_on_streams),
-                ),
-            ),
-            users=UserStore(redis, settings.auth, settings.line_ids),
-            audit=AuditLog(redis, settings.audit.retention_days),
+    def parts(self) -> list[Part]:
+        """The parts to start after the live hub, in dependency order (the lifespan stops them in reverse)."""
+        running: list[Part | None] = [
+            self.hub,
+            self.sessions,
+            self.rights,
+            self.alerts,
+            self.health if self.settings.health.enabled else None,
+            self.follower,  # last: its first resync starts the always_on streams
+        ]
+        return [part for part in running if part is not None]
+
+
+def build_registry(settings: Settings, store: Store) -> CameraRegistry:
+    redis = store.redis
+    return CameraRegistry(
+        redis,
+        settings.line_ids,
+        allow_test_sources=settings.demo.allow_test_sources,
+        policy=network_policy(settings, redis),
+        prefixes={line.id: line.prefix for line in settings.lines},
+        limits=RegistryLimits(
+            max_cameras_per_line=settings.ingest.max_cameras_per_line,
+            max_always_on_streams=settings.ingest.max_always_on_streams,
+            always_on_streams=tuple(settings.ingest.always_on_streams),
+        ),
+    )
+
+
+def build_services(settings: Settings, store: Store, parts: Parts | None = None) -> Services:
+    """Every part of the service, in dependency order; nothing is started yet."""
+    parts = parts if parts is not None else Parts.all()
+    if parts.whep and not parts.hub:
+        raise ValueError("WHEP needs the Feed hub: Parts(whep=True) needs hub=True")
+    redis = store.redis
+    registry = build_registry(settings, store)
+    users = UserStore(redis, settings.auth, settings.line_ids)
+    audit = AuditLog(redis, settings.audit.retention_days)
+    hub = sessions = rights = alerts = health = None
+    if parts.hub:
+        hub = FeedManager(
+            settings.ingest,
+            registry,
+            policy=registry.network_policy,
+            allow_files=settings.demo.allow_test_sources,
         )
+    if parts.whep and hub is not None:
+        sessions = SessionManager(settings.webrtc, hub, on_session_end=audit_hook(audit))
+        rights = RightsSweep(users, registry, sessions, parts.rights_interval)
+    if parts.health:
+        directory = Directory.from_settings(settings, registry)  # camera and line names for messages
+        alerts = AlertService(redis, settings.alerts, prefix=PREFIX, directory=directory)
+        view = FeedManagerView(hub) if hub is not None else None
+        health = HealthMonitor(settings.health, registry, alerts, redis, hub=view, prefix=PREFIX)
+    listeners: list[RegistryListener] = [hub] if hub is not None else []
+    if health is not None and settings.health.enabled:
+        listeners.append(health)
+    follower = None
+    if listeners:
+        follower = RegistryFollower(registry, listeners, resync_interval=settings.ingest.resync_interval)
+    return Services(
+        settings=settings,
+        store=store,
+        registry=registry,
+        users=users,
+        audit=audit,
+        live=LiveHub(store, settings.ws),
+        hub=hub,
+        sessions=sessions,
+        rights=rights,
+        alerts=alerts,
+        health=health,
+        follower=follower,
+    )

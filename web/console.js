@@ -63,8 +63,9 @@ registerStrings({
   },
 });
 
-const user = requireLogin();
-const canWrite = ["admin", "operator"].includes(user.role);
+requireLogin();
+const user = await api.get("/api/auth/me"); // the user and what their role may do (policy.WALL_WRITERS)
+const canWrite = user.rights.drive_wall;
 const wallId = new URLSearchParams(location.search).get("wall") || "main";
 mountNav("console");
 
@@ -266,15 +267,40 @@ function keepFolding(details, searching) {
   });
 }
 
+// One camera's health changed: its dot and the counts, not the whole tree (10,000 cameras re-rendered
+// on every health event froze the console).
+function updateCamera(id) {
+  const camera = cameras.get(id);
+  if (!camera) return;
+  const item = $("camera-tree").querySelector(`.tree-camera[data-camera="${CSS.escape(id)}"]`);
+  if (item) showState(item.querySelector(".dot"), health.get(id)?.state || "unknown");
+  renderCounts(camera.line);
+}
+
+function showState(dot, state) {
+  dot.className = `dot ${state}`;
+  dot.title = t(`state.${state}`);
+}
+
+function renderCounts(lineId) {
+  let online = 0;
+  for (const c of cameras.values()) if (health.get(c.id)?.state === "online") online += 1;
+  $("tree-summary").textContent = t("console.summary", { total: cameras.size, online });
+  const lineEl = $("camera-tree").querySelector(`.tree-line[data-line="${CSS.escape(lineId)}"]`);
+  if (!lineEl) return;
+  const shown = lineEl.querySelectorAll(".tree-camera").length;
+  const shownOnline = lineEl.querySelectorAll(".tree-camera .dot.online").length;
+  lineEl.querySelector(":scope > summary .count").textContent = `${shownOnline}/${shown}`;
+}
+
 function cameraItem(camera) {
   const el = document.createElement("div");
   el.className = `tree-camera${camera.id === selected ? " selected" : ""}`;
   el.dataset.camera = camera.id;
   el.dataset.testid = `camera-${camera.id}`;
   el.draggable = canWrite;
-  const state = health.get(camera.id)?.state || "unknown";
-  el.innerHTML = `<span class="dot ${state}"></span><span class="name"></span>`;
-  el.querySelector(".dot").title = t(`state.${state}`);
+  el.innerHTML = `<span class="dot"></span><span class="name"></span>`;
+  showState(el.querySelector(".dot"), health.get(camera.id)?.state || "unknown");
   el.querySelector(".name").textContent = camera.name;
   el.title = `${camera.name} (${camera.id})`;
   el.addEventListener("dragstart", (e) => {
@@ -439,8 +465,11 @@ onLangChange(() => {
 });
 
 async function refreshHealth() {
+  const before = health;
   health = await loadHealth();
-  renderTree();
+  for (const id of new Set([...before.keys(), ...health.keys()])) {
+    if (before.get(id)?.state !== health.get(id)?.state) updateCamera(id);
+  }
 }
 
 async function main() {
@@ -458,7 +487,7 @@ async function main() {
       else if (msg.type === "health") {
         const row = health.get(msg.camera) || { camera: msg.camera };
         health.set(msg.camera, { ...row, state: msg.new });
-        renderTree();
+        updateCamera(msg.camera);
       }
     },
     onStatus: (status) => ($("ws-status").className = `ws-status ${status}`),

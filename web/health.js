@@ -24,7 +24,8 @@ const LINES_MS = 30000; // availability moves slowly
 const ALERTS_FALLBACK_MS = 10000; // only while /ws is down
 const PARKED_MS = 15000; // parked webhook and channel events: rare, and not pushed over /ws
 
-const user = requireLogin();
+requireLogin();
+const user = await api.get("/api/auth/me"); // the user and what their role may do
 mountNav("health");
 const $ = (selector) => document.querySelector(selector);
 

@@ -1,7 +1,7 @@
 // The video wall view shared by the console and the display: a grid of tiles for one wall
 // (layout, tiles, tours, maximised tile), each tile playing its camera over WHEP.
 // Tours are computed from the wall's started_at and the clock, so every view of a wall is in step.
-import { PlayerState, playWhep } from "/web/common/api.js";
+import { PlayerState, playWhep } from "/web/common/whep.js";
 import { lang, registerStrings, t } from "/web/common/i18n.js";
 
 registerStrings({

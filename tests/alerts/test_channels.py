@@ -31,8 +31,8 @@ from videohub.alerts.models import Alert, AlertEvent
 from videohub.alerts.pace import Pace
 from videohub.alerts.service import AlertService
 from videohub.logs import redact
+from videohub.settings.alerts import AlertSettings
 from videohub.settings.channels import DingTalkSettings, MailSettings
-from videohub.settings.health import AlertSettings
 
 WECOM_KEY = "wk-6d0c5e2a-17f4-4b7e-9a51-3c2d8e9f0a11"
 DING_TOKEN = "dt-b3a5f1e0c9d84a7b6e2f"

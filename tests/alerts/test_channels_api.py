@@ -19,7 +19,7 @@ from tests.alerts.test_channels import DING_SECRET, DING_TOKEN, WECOM_KEY, Doubl
 from tests.alerts.test_dead_letter_api import alerts_of
 from tests.apiclient import Api, api_session, camera_body
 from tests.conftest import make_settings
-from videohub.health.startup import health_startup
+from videohub.services import Parts
 from videohub.store import Store
 
 SECRETS = (WECOM_KEY, DING_TOKEN, DING_SECRET)
@@ -89,7 +89,7 @@ async def api(store: Store, broken: Doubles) -> AsyncIterator[Api]:
         health={"enabled": False},
         server__public_url="https://videohub.example.org/",
     )
-    async with api_session(settings, store, startups=[health_startup]) as session:
+    async with api_session(settings, store, parts=Parts(health=True)) as session:
         yield session
 
 

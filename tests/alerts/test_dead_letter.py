@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from tests.alerts.recorder import WebhookRecorder
 from tests.alerts.test_delivery import SECRET, Running, wait_for
 from videohub.alerts.service import AlertService
-from videohub.settings.health import AlertSettings, WebhookSettings
+from videohub.settings.alerts import AlertSettings, WebhookSettings
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.alerts.recorder import WebhookRecorder
 from tests.apiclient import Api, api_session
 from tests.conftest import make_settings
 from videohub.alerts.service import AlertService
-from videohub.health.startup import health_startup
+from videohub.services import Parts
 from videohub.store import Store
 
 SECRET = "hook-secret-1"
@@ -50,7 +50,7 @@ async def api(store: Store, receiver: WebhookRecorder) -> AsyncIterator[Api]:
         },
         health={"enabled": False},
     )
-    async with api_session(settings, store, startups=[health_startup]) as session:
+    async with api_session(settings, store, parts=Parts(health=True)) as session:
         yield session
 
 

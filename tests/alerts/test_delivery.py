@@ -15,7 +15,7 @@ from tests.alerts.recorder import WebhookRecorder
 from videohub.aio import cancel_and_wait
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.service import AlertService
-from videohub.settings.health import AlertSettings, WebhookSettings
+from videohub.settings.alerts import AlertSettings, WebhookSettings
 
 SECRET = "s3cret-for-tests"
 

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from videohub.live import LiveEvent, LiveFull, LiveHub
+from videohub.errors import LiveFull
+from videohub.live import LiveEvent, LiveHub
 from videohub.settings import WsSettings
 from videohub.store import Store
 from videohub.walls import CHANNEL

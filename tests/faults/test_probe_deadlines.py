@@ -17,12 +17,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import pytest
 import redis.asyncio as aioredis
 
+from ingest.probe import ProbeResult, probe
 from tests.faults.rtsp_double import Fault, FaultyCamera
 from tests.fixtures.camsim import CameraSimulator
 from videohub.aio import cancel_and_wait
 from videohub.alerts.service import AlertService
 from videohub.health.monitor import HealthMonitor
-from videohub.health.probe import ProbeResult, probe
 from videohub.models import CameraCreate, Streams, StreamSpec
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings

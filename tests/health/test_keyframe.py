@@ -8,9 +8,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from ingest.keyframe import decode_keyframe, decode_keyframe_async
 from ingest.packet import Packet
 from videohub.health.diagnosis import PictureDiagnoser
-from videohub.health.keyframe import decode_keyframe, decode_keyframe_async
 
 
 def encode(frames: list[np.ndarray], gop: int = 5) -> list[Packet]:

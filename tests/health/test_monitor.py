@@ -14,10 +14,10 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from ingest.packet import Packet
-from ingest.stats import StatsSnapshot
+from ingest.probe import ProbeResult
+from ingest.stats import StatsSnapshot, StreamState
 from videohub.alerts.service import AlertService
 from videohub.health.monitor import PROBE_GRACE_SECONDS, HealthMonitor
-from videohub.health.probe import ProbeResult
 from videohub.models import Camera, CameraCreate, Streams, StreamSpec
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings
@@ -25,7 +25,7 @@ from videohub.settings.health import HealthSettings
 LINES = ["public_security", "work_safety"]
 
 STATS = StatsSnapshot(
-    state="streaming",
+    state=StreamState.STREAMING,
     reason=None,
     codec="h264",
     profile="main",
@@ -213,7 +213,7 @@ async def test_a_flapping_camera_gets_one_flapping_alert_instead_of_a_storm(redi
             hub.streaming("cam1")
             await monitor.tick()
             clock.now += 1
-        hub.stats["cam1"] = replace(STATS, state="backing_off", reason="refused")
+        hub.stats["cam1"] = replace(STATS, state=StreamState.BACKING_OFF, reason="refused")
         await monitor.tick()
         clock.now += 1
     history = await alerts.store.query(limit=1000)

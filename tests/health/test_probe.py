@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from ingest.probe import probe, probe_async
 from ingest.url import with_credentials
 from tests.fixtures.camsim import CameraSimulator
 from videohub.health.diagnosis import PictureDiagnoser
-from videohub.health.probe import probe, probe_async
 
 pytestmark = pytest.mark.media
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.apiclient import Api, api_session, camera_body
 from tests.fixtures.camsim import CameraSimulator
-from videohub.hub.startup import hub_startup
+from videohub.services import Parts
 from videohub.settings import Settings
 from videohub.store import Store
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.media
 
 @pytest.fixture
 async def hub_api(settings: Settings, store: Store) -> AsyncIterator[Api]:
-    async with api_session(settings, store, startups=[hub_startup]) as session:
+    async with api_session(settings, store, parts=Parts(hub=True)) as session:
         yield session
 
 

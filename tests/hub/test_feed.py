@@ -10,7 +10,8 @@ import pytest
 
 from ingest.handoff import Handoff
 from ingest.packet import Packet
-from videohub.hub.feed import DeliveryFailed, Feed, FeedClosed, FeedInfo
+from videohub.errors import DeliveryFailed, FeedClosed
+from videohub.hub.feed import Feed, FeedInfo
 
 TB = Fraction(1, 90000)
 

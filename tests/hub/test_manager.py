@@ -15,6 +15,7 @@ from ingest.h264 import has_parameter_sets
 from tests.fixtures.camsim import CameraSimulator
 from videohub.errors import NotFound, Unavailable
 from videohub.hub import FeedClosed, FeedManager, NoPicture
+from videohub.hub.follower import RegistryFollower
 from videohub.models import CameraCreate, CameraPatch, CredentialsIn, Streams, StreamSpec
 from videohub.registry import CameraRegistry
 from videohub.settings import IngestSettings
@@ -42,17 +43,20 @@ def registry(store: Store) -> CameraRegistry:
 
 @pytest.fixture
 async def make_hub(registry: CameraRegistry) -> AsyncIterator[Callable[..., Any]]:
-    hubs: list[FeedManager] = []
+    hubs: list[tuple[FeedManager, RegistryFollower]] = []
     before = set(threading.enumerate())
 
     async def make(**settings: Any) -> FeedManager:
         hub = FeedManager(IngestSettings(**settings), registry)
-        hubs.append(hub)
+        follower = RegistryFollower(registry, [hub], resync_interval=hub.settings.resync_interval)
+        hubs.append((hub, follower))
         await hub.start()
+        await follower.start()
         return hub
 
     yield make
-    for hub in hubs:
+    for hub, follower in hubs:
+        await follower.close()
         await hub.close()
         await hub.close()  # idempotent
     left = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("ingest-")]

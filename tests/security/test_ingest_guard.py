@@ -86,7 +86,7 @@ async def test_credentials_are_never_sent_to_a_host_they_do_not_belong_to() -> N
 
 def test_a_probe_checks_the_url_before_it_connects() -> None:
     from ingest.netpolicy import NetworkPolicy
-    from videohub.health.probe import probe
+    from ingest.probe import probe
 
     with RecordingServer() as target:
         for url, policy in (

@@ -16,7 +16,7 @@ async def test_pages_and_modules_are_served(api: Api) -> None:
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
         assert marker in response.text
-    module = await api.client.get("/web/common/api.js")
+    module = await api.client.get("/web/common/whep.js")
     assert module.status_code == 200
     assert module.headers["content-type"].startswith("text/javascript")
     assert "export function playWhep" in module.text

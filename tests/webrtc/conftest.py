@@ -15,10 +15,9 @@ from tests.conftest import make_settings
 from tests.fixtures.camsim import CameraSimulator
 from tests.webrtc.viewer import Viewer
 from videohub.hub.manager import FeedManager
-from videohub.hub.startup import hub_startup
+from videohub.services import Parts
 from videohub.store import Store
 from videohub.webrtc.manager import SessionManager
-from videohub.webrtc.startup import whep_startup
 
 # camera id → simulator mount (the `test` preset: 640x360, 10 fps, 1 s GOP).
 MOUNTS = {
@@ -83,9 +82,7 @@ def closed_port() -> int:
 @pytest.fixture
 async def whep(store: Store, camsim: CameraSimulator) -> AsyncIterator[Whep]:
     settings = make_settings(admin_password=ADMIN_PASSWORD, webrtc__feed_start_timeout=5.0)
-    async with api_session(
-        settings, store, startups=[hub_startup, whep_startup(rights_interval=0.5)]
-    ) as session:
+    async with api_session(settings, store, parts=Parts(hub=True, whep=True, rights_interval=0.5)) as session:
         services = session.app.state.services
         assert isinstance(services.hub, FeedManager) and isinstance(services.sessions, SessionManager)
         w = Whep(

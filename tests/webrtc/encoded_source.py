@@ -102,7 +102,7 @@ class EncodedStream:
 
 @dataclass
 class EncodedFeeds:
-    """A FeedSource: one EncodedStream per (camera id, stream), started by its first subscriber."""
+    """A FeedHub: one EncodedStream per (camera id, stream), started by its first subscriber."""
 
     shapes: dict[str, StreamShape] = field(default_factory=dict)
     streams: dict[tuple[str, str], EncodedStream] = field(default_factory=dict)

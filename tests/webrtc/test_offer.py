@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from ingest.packet import Packet
+from videohub.errors import InvalidOffer
 from videohub.settings.webrtc import WebRTCSettings
 from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
-from videohub.webrtc.offer import InvalidOffer, clean_offer, parse_sdpfrag
+from videohub.webrtc.offer import clean_offer, parse_sdpfrag
 from videohub.webrtc.track import RtpClock
 
 OFFER = (

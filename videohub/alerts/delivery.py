@@ -36,7 +36,7 @@ from videohub.alerts.channels.base import Channel
 from videohub.alerts.deadletter import DeadLetters, Failure, Stored
 from videohub.alerts.models import AlertEvent
 from videohub.alerts.store import parse_event, text
-from videohub.settings.health import AlertSettings
+from videohub.settings.alerts import AlertSettings
 from videohub.store import OUTAGE, OutageLog
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from videohub.aio import checkpoint
+from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 from videohub.alerts.channels import Directory, build_channels
 from videohub.alerts.deadletter import DeadLetters
 from videohub.alerts.delivery import ChannelDelivery, ensure_group
@@ -21,7 +21,7 @@ from videohub.alerts.live import LiveAlerts
 from videohub.alerts.models import Alert, ParkedEvent, ResendResult
 from videohub.alerts.store import AlertStore, Clock, text
 from videohub.errors import NotFound
-from videohub.settings.health import AlertSettings
+from videohub.settings.alerts import AlertSettings
 from videohub.store import OUTAGE
 
 log = logging.getLogger(__name__)
@@ -31,14 +31,15 @@ RESEND_BATCH = 200
 """Parked events one re-send-all request sends at most (the page repeats it while some remain)."""
 
 
-class AlertService:
+class AlertService(Part):
     """Owns alert lifecycle and delivery: the Redis records (``store``), the live UI fan-out (``live``)
     one ``ChannelDelivery`` per configured webhook and channel (WeCom, DingTalk, mail), and their
     parked events (``dead``). ``directory`` is where messages look up camera and line names.
 
     Sits after the health monitor (which calls ``reconcile`` when a camera's wanted alerts change) and
     before the API (``store`` for listing, ``acknowledge``/``resolve``) and /ws (``live.subscribe``).
-    ``run()`` runs the delivery tasks until cancelled; call it from the app's lifespan task group.
+    ``async with service:`` (or ``start()``/``close()``) runs the delivery tasks in its ``TaskOwner``;
+    ``run()`` does the same until cancelled.
     """
 
     def __init__(
@@ -70,6 +71,8 @@ class AlertService:
         self._resending = {d.name: asyncio.Lock() for d in self.deliveries}
         self._groups_ready = False
         self._group_lock = asyncio.Lock()
+        self._tasks = TaskOwner("alerts")
+        self._closing = CloseOnce()
 
     async def setup(self) -> None:
         """Create the channels' consumer groups before the first event is written (idempotent)."""
@@ -167,15 +170,22 @@ class AlertService:
         await self.dead.remove(hook, entry_id)
         return parked
 
-    async def run(self) -> None:
-        """Live fan-out, channel deliveries and history trimming, until cancelled."""
+    async def start(self) -> None:
+        """Live fan-out, channel deliveries and history trimming, until ``close()``."""
+        if self._closing.started or self._tasks.started:
+            return
         await self.setup()
+        await self._tasks.start()
+        self._tasks.spawn(self.live.run(), name="alerts-live")
+        for delivery in self.deliveries:
+            self._tasks.spawn(delivery.run(), name=f"{delivery.channel.kind}-{delivery.name}")
+        self._tasks.spawn(self._trim_loop(), name="alerts-trim")
+
+    async def run(self) -> None:
+        """``start()``, then wait until cancelled, then ``close()``."""
+        await self.start()
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.live.run(), name="alerts-live")
-                for delivery in self.deliveries:
-                    tg.create_task(delivery.run(), name=f"{delivery.channel.kind}-{delivery.name}")
-                tg.create_task(self._trim_loop(), name="alerts-trim")
+            await asyncio.Event().wait()
         finally:
             await self.close()
 
@@ -193,8 +203,12 @@ class AlertService:
             await asyncio.sleep(3600)
 
     async def close(self) -> None:
-        """Release the HTTP client and the channels (safe to call twice; ``run`` also does it when
-        cancelled)."""
+        """Stop the tasks, then release the HTTP client and the channels. Safe to call twice; a
+        concurrent second caller waits for the first."""
+        await self._closing.run(self._close)
+
+    async def _close(self) -> None:
+        await self._tasks.close()
         await self._client.aclose()
         for delivery in self.deliveries:
             await delivery.channel.aclose()

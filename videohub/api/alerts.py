@@ -21,22 +21,14 @@ from videohub.alerts.models import (
     ResolveRequest,
 )
 from videohub.alerts.service import AlertService
-from videohub.api.deps import CurrentUser, ServicesDep
-from videohub.errors import InvalidField, NotFound, Unavailable
+from videohub.api.deps import AlertsDep, CurrentUser, ServicesDep
+from videohub.errors import InvalidField, NotFound
 from videohub.models import User
-from videohub.policy import can_see_line, check_role, visible_lines
-from videohub.services import Services
+from videohub.policy import ALERT_ACTORS, can_see_line, check_role, visible_lines
 
 router = APIRouter(tags=["alerts"])
 
-ACTORS = ("admin", "maintenance")
-
-
-def service_of(svc: Services) -> AlertService:
-    alerts = svc.alerts
-    if not isinstance(alerts, AlertService):
-        raise Unavailable("alerts are not running")
-    return alerts
+ACTORS = ALERT_ACTORS
 
 
 async def _visible(alerts: AlertService, alert_id: str, user: User) -> Alert:
@@ -50,6 +42,7 @@ async def _visible(alerts: AlertService, alert_id: str, user: User) -> Alert:
 async def list_alerts(
     user: CurrentUser,
     svc: ServicesDep,
+    alerts: AlertsDep,
     state: Literal["open", "acknowledged", "resolved", "active"] | None = None,
     line: str | None = None,
     camera: str | None = None,
@@ -59,7 +52,6 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertPage:
     """Newest first. ``state=active`` means open or acknowledged."""
-    alerts = service_of(svc)
     allowed = visible_lines(user)
     lines: list[str] | None = None if allowed is None else sorted(allowed)
     if line is not None:
@@ -85,9 +77,8 @@ async def list_alerts(
 
 @router.post("/api/alerts/{alert_id}/ack", response_model=Alert)
 async def acknowledge_alert(
-    alert_id: str, user: CurrentUser, svc: ServicesDep, body: AckRequest | None = None
+    alert_id: str, user: CurrentUser, svc: ServicesDep, alerts: AlertsDep, body: AckRequest | None = None
 ) -> Alert:
-    alerts = service_of(svc)
     before = await _visible(alerts, alert_id, user)
     check_role(user, *ACTORS)
     after = await alerts.acknowledge(alert_id, user.username, body.note if body else None)
@@ -99,9 +90,8 @@ async def acknowledge_alert(
 
 @router.post("/api/alerts/{alert_id}/resolve", response_model=Alert)
 async def resolve_alert(
-    alert_id: str, user: CurrentUser, svc: ServicesDep, body: ResolveRequest | None = None
+    alert_id: str, user: CurrentUser, svc: ServicesDep, alerts: AlertsDep, body: ResolveRequest | None = None
 ) -> Alert:
-    alerts = service_of(svc)
     before = await _visible(alerts, alert_id, user)
     check_role(user, *ACTORS)
     after = await alerts.resolve(alert_id, user.username, body.note if body else None)
@@ -150,11 +140,11 @@ def _summary(parked: ParkedEvent) -> dict[str, object]:
 async def list_parked(
     user: CurrentUser,
     svc: ServicesDep,
+    alerts: AlertsDep,
     hook: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ParkedPage:
     """Events webhooks and channels kept refusing, newest first, with the count and kind of each."""
-    alerts = service_of(svc)
     check_role(user, *ACTORS)
     deliveries = [alerts.delivery(hook)] if hook is not None else alerts.deliveries
     items: list[ParkedEvent] = []
@@ -169,10 +159,11 @@ async def list_parked(
 
 
 @router.post("/api/alerts/dead/{hook}/resend-all", response_model=ResendResult)
-async def resend_all_parked(hook: HookName, user: CurrentUser, svc: ServicesDep) -> ResendResult:
+async def resend_all_parked(
+    hook: HookName, user: CurrentUser, svc: ServicesDep, alerts: AlertsDep
+) -> ResendResult:
     """Send the channel's parked events again, oldest first, until it refuses one (at most 200 a call;
     a robot's, as many as its rate limit allows now)."""
-    alerts = service_of(svc)
     check_role(user, *ACTORS)
     before = await alerts.dead.count(alerts.delivery(hook).name)
     result = await alerts.resend_all(hook)
@@ -188,11 +179,10 @@ async def resend_all_parked(hook: HookName, user: CurrentUser, svc: ServicesDep)
 
 @router.post("/api/alerts/dead/{hook}/{entry_id}/resend", response_model=ResendResult)
 async def resend_parked(
-    hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep
+    hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep, alerts: AlertsDep
 ) -> ResendResult:
     """Send one parked event again now. ``resent`` 1: the channel took it; else ``failed`` is the event,
     still parked, with the new error."""
-    alerts = service_of(svc)
     check_role(user, *ACTORS)
     before = await alerts.parked(hook, _entry_id(entry_id))
     result = await alerts.resend(hook, entry_id)
@@ -204,9 +194,10 @@ async def resend_parked(
 
 
 @router.delete("/api/alerts/dead/{hook}/{entry_id}", status_code=204)
-async def delete_parked(hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep) -> None:
+async def delete_parked(
+    hook: HookName, entry_id: EntryId, user: CurrentUser, svc: ServicesDep, alerts: AlertsDep
+) -> None:
     """Drop one parked event (it is never sent again)."""
-    alerts = service_of(svc)
     check_role(user, *ACTORS)
     removed = await alerts.delete_parked(hook, _entry_id(entry_id))
     await svc.audit.record(

@@ -7,10 +7,12 @@ token): an unaudited way in is worse than a retry.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from pydantic import Field
 
 from videohub.api.deps import CurrentLogin, CurrentUser, ServicesDep, bearer_token, client_address
 from videohub.errors import Unauthorized
 from videohub.models import LoginRequest, TokenOut, User
+from videohub.policy import Rights, rights_of
 from videohub.users import audit_name
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -65,6 +67,11 @@ async def logout(request: Request, login: CurrentLogin, svc: ServicesDep) -> Non
     )
 
 
-@router.get("/me", response_model=User)
-async def me(user: CurrentUser) -> User:
-    return user
+class Me(User):
+    rights: Rights = Field(description="What the role may do (the console and health pages read it).")
+
+
+@router.get("/me", response_model=Me)
+async def me(user: CurrentUser) -> Me:
+    """The caller, and what their role may do."""
+    return Me(**user.model_dump(), rights=rights_of(user))

@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by every router: the services container and the caller."""
+"""FastAPI dependencies shared by every router: the services container, its optional parts and the caller.
+
+One typed dependency per optional part (``HubDep``, ``SessionsDep``, ``MonitorDep``, ``AlertsDep``)
+answers 503 when the part is not running; routers take the part, never ``svc.<part>`` with a guard.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from videohub.errors import Unauthorized
+from videohub.alerts.service import AlertService
+from videohub.errors import Unauthorized, Unavailable
+from videohub.health.monitor import HealthMonitor
+from videohub.hub.manager import FeedManager
 from videohub.models import Camera, User
 from videohub.policy import check_camera_visible
 from videohub.services import Services
 from videohub.users import TokenRef
+from videohub.webrtc.manager import SessionManager
 
 
 def services(request: Request) -> Services:
@@ -20,6 +28,36 @@ def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+
+
+def hub(svc: ServicesDep) -> FeedManager:
+    if svc.hub is None:
+        raise Unavailable("ingest is not running on this worker")
+    return svc.hub
+
+
+def sessions(svc: ServicesDep) -> SessionManager:
+    if svc.sessions is None:
+        raise Unavailable("WHEP playback is not running on this worker")
+    return svc.sessions
+
+
+def monitor(svc: ServicesDep) -> HealthMonitor:
+    if svc.health is None:
+        raise Unavailable("the health monitor is not running")
+    return svc.health
+
+
+def alerts(svc: ServicesDep) -> AlertService:
+    if svc.alerts is None:
+        raise Unavailable("alerts are not running")
+    return svc.alerts
+
+
+HubDep = Annotated[FeedManager, Depends(hub)]
+SessionsDep = Annotated[SessionManager, Depends(sessions)]
+MonitorDep = Annotated[HealthMonitor, Depends(monitor)]
+AlertsDep = Annotated[AlertService, Depends(alerts)]
 
 
 def bearer_token(request: Request) -> str | None:

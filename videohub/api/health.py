@@ -10,13 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from videohub.api.deps import CurrentUser, ServicesDep, VisibleCamera
-from videohub.errors import Unavailable
-from videohub.health.monitor import HealthMonitor
+from videohub.api.deps import CurrentUser, MonitorDep, ServicesDep, VisibleCamera
 from videohub.health.report import CameraHealth, LineHealth, camera_detail, camera_rows, line_rows
 from videohub.models import User
 from videohub.policy import visible_lines
-from videohub.services import Services
 
 router = APIRouter(tags=["health"])
 
@@ -25,22 +22,15 @@ def _detail(user: User) -> bool:
     return user.role != "line_admin"
 
 
-def monitor_of(svc: Services) -> HealthMonitor:
-    monitor = svc.health
-    if not isinstance(monitor, HealthMonitor):
-        raise Unavailable("the health monitor is not running")
-    return monitor
-
-
 @router.get("/api/health/cameras", response_model=list[CameraHealth])
 async def health_cameras(
     user: CurrentUser,
     svc: ServicesDep,
+    monitor: MonitorDep,
     line: str | None = None,
     state: Annotated[str | None, Query(pattern="^(unknown|online|degraded|offline)$")] = None,
 ) -> list[CameraHealth]:
     """State, reasons, fps, bitrate, last packet and 24 h uptime of every camera the caller sees."""
-    monitor = monitor_of(svc)
     allowed = visible_lines(user)
     cameras = [
         c
@@ -55,9 +45,8 @@ async def health_cameras(
 
 
 @router.get("/api/health/lines", response_model=list[LineHealth])
-async def health_lines(user: CurrentUser, svc: ServicesDep) -> list[LineHealth]:
+async def health_lines(user: CurrentUser, svc: ServicesDep, monitor: MonitorDep) -> list[LineHealth]:
     """Per line: cameras by state, open alerts, availability and MTTR over 1 h / 24 h / 7 d."""
-    monitor = monitor_of(svc)
     allowed = visible_lines(user)
     lines = [
         (ln.id, ln.name_zh, ln.name_en) for ln in svc.settings.lines if allowed is None or ln.id in allowed
@@ -68,9 +57,11 @@ async def health_lines(user: CurrentUser, svc: ServicesDep) -> list[LineHealth]:
 
 
 @router.get("/api/cameras/{camera_id}/health")
-async def camera_health(camera: VisibleCamera, user: CurrentUser, svc: ServicesDep) -> dict[str, Any]:
+async def camera_health(
+    camera: VisibleCamera, user: CurrentUser, svc: ServicesDep, monitor: MonitorDep
+) -> dict[str, Any]:
     """Current checks with their measured values, recent transitions, availability, alerts."""
-    detail = await camera_detail(monitor_of(svc), camera)
+    detail = await camera_detail(monitor, camera)
     if not _detail(user):
         detail["last_error"] = None
     return detail

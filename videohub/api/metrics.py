@@ -191,8 +191,7 @@ async def metrics_reader(request: Request, svc: ServicesDep) -> None:
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])
 async def metrics(svc: ServicesDep) -> Response:
-    monitor = svc.health if isinstance(svc.health, HealthMonitor) else None
-    alerts = svc.alerts if isinstance(svc.alerts, AlertService) else None
+    monitor, alerts = svc.health, svc.alerts
     active: list[Alert] | None = []
     parked: dict[str, int] = {}
     up = True

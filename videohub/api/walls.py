@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from videohub.api.deps import CurrentUser, ServicesDep
 from videohub.errors import InvalidField
 from videohub.models import User
-from videohub.policy import check_role
+from videohub.policy import WALL_WRITERS, check_role
 from videohub.services import Services
 from videohub.walls import Preset, PresetCreate, PresetView, Wall, WallSpec, WallStore, WallView
 from videohub.walls.models import WALL_ID
@@ -22,7 +22,7 @@ from videohub.walls.visibility import lines_of, redact_preset_for, redact_wall_f
 
 router = APIRouter(tags=["walls"])
 
-WRITERS = ("admin", "operator")
+WRITERS = WALL_WRITERS
 WallId = Annotated[str, Path(pattern=WALL_ID.pattern, description="Wall slug, e.g. 'main'.")]
 
 

@@ -23,12 +23,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from videohub.api.deps import CurrentLogin, CurrentUser, ServicesDep, VisibleCamera
-from videohub.errors import Forbidden, Unavailable
+from videohub.api.deps import CurrentLogin, CurrentUser, ServicesDep, SessionsDep, VisibleCamera
+from videohub.errors import Forbidden, IceRestartUnsupported, InvalidOffer
 from videohub.models import User
 from videohub.services import Services
-from videohub.webrtc.manager import IceRestartUnsupported, SessionManager
-from videohub.webrtc.offer import InvalidOffer, parse_sdpfrag
+from videohub.webrtc.manager import SessionManager
+from videohub.webrtc.offer import parse_sdpfrag
 from videohub.webrtc.session import WhepSession
 
 router = APIRouter(tags=["whep"])
@@ -37,13 +37,6 @@ SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
 _ALLOW_HEADERS = "Authorization, Content-Type, If-Match"
 _EXPOSE_HEADERS = "Location, ETag, Link, Accept-Post, Accept-Patch"
-
-
-def sessions_of(svc: Services) -> SessionManager:
-    manager = svc.sessions
-    if not isinstance(manager, SessionManager):
-        raise Unavailable("WHEP playback is not running on this worker")
-    return manager
 
 
 def _media_type(request: Request) -> str:
@@ -120,6 +113,7 @@ async def whep_offer(
     camera: VisibleCamera,
     login: CurrentLogin,
     svc: ServicesDep,
+    manager: SessionsDep,
     stream: Annotated[Literal["main", "sub"], Query(description="main or sub stream")] = "main",
 ) -> Response:
     """Start watching a camera: the body is the player's SDP offer, the answer holds every candidate."""
@@ -130,7 +124,6 @@ async def whep_offer(
         offer = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidOffer("the SDP offer is not UTF-8 text") from None
-    manager = sessions_of(svc)
     chosen = stream if stream == "main" or camera.streams.sub is not None else "main"
     remote = request.client.host if request.client else None
     session = await manager.create(login.user, camera, chosen, offer, remote, token=login.token)
@@ -160,9 +153,10 @@ async def whep_session_options(request: Request, svc: ServicesDep) -> Response:
 
 
 @router.delete("/whep/sessions/{session_id}", response_class=Response)
-async def whep_delete(request: Request, session_id: str, user: CurrentUser, svc: ServicesDep) -> Response:
+async def whep_delete(
+    request: Request, session_id: str, user: CurrentUser, svc: ServicesDep, manager: SessionsDep
+) -> Response:
     """Stop watching (the session's owner, or an admin)."""
-    manager = sessions_of(svc)
     session = _owned_session(manager, session_id, user)
     reason = "deleted" if session.record.user == user.username else "deleted_by_admin"
     await manager.end(session_id, reason)
@@ -180,10 +174,10 @@ async def whep_patch(
     session_id: str,
     user: CurrentUser,
     svc: ServicesDep,
+    manager: SessionsDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Trickle ICE candidates to a session (RFC 8840 fragment). ICE restart is answered 422."""
-    manager = sessions_of(svc)
     session = _owned_session(manager, session_id, user)
     if _media_type(request) != SDPFRAG:
         return _unsupported(SDPFRAG, "Accept-Patch")

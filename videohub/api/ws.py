@@ -42,7 +42,10 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from videohub.aio import checkpoint
-from videohub.live import LiveClient, LiveEvent, LiveFull
+from videohub.alerts.live import LiveAlerts, StreamFanout
+from videohub.errors import LiveFull
+from videohub.health.state import Transition
+from videohub.live import LiveClient, LiveEvent
 from videohub.models import User
 from videohub.policy import can_see_line, visible_lines
 from videohub.services import Services
@@ -225,12 +228,14 @@ class LiveConnection:
     def _start(self, topic: str) -> None:
         if topic in self._started or self._tg is None:
             return
-        source = self.svc.alerts if topic == "alerts" else self.svc.health
-        if source is None or getattr(source, "live", None) is None:
-            return  # the part is not running in this service: nothing to push
-        self._started.add(topic)
-        loop = self._alert_loop(source.live) if topic == "alerts" else self._health_loop(source.live)
-        self._tg.create_task(loop)
+        alerts, health = self.svc.alerts, self.svc.health
+        if topic == "alerts" and alerts is not None:
+            self._started.add(topic)
+            self._tg.create_task(self._alert_loop(alerts.live))
+        elif topic == "health" and health is not None:
+            self._started.add(topic)
+            self._tg.create_task(self._health_loop(health.live))
+        # otherwise the part is not running in this service: nothing to push
 
     async def _send_wall(self, wall_id: str) -> bool:
         """Push the wall's current state; False (and a 503 error event) while Redis is unreachable."""
@@ -277,7 +282,7 @@ class LiveConnection:
         view = await visible_wall(self.user, Wall.model_validate(wall), self.svc.registry)
         return view.model_dump(mode="json")
 
-    async def _alert_loop(self, live: Any) -> None:
+    async def _alert_loop(self, live: LiveAlerts) -> None:
         async with live.subscribe() as sub:
             async for event in sub:
                 if "alerts" in self.topics and can_see_line(self.user, event.alert.line):
@@ -289,7 +294,7 @@ class LiveConnection:
             self._lines[camera_id] = camera.line if camera else None
         return self._lines[camera_id]
 
-    async def _health_loop(self, live: Any) -> None:
+    async def _health_loop(self, live: StreamFanout[Transition]) -> None:
         async with live.subscribe() as sub:
             async for transition in sub:
                 if "health" not in self.topics:
@@ -349,9 +354,6 @@ async def live_events(websocket: WebSocket) -> None:
     svc: Services = websocket.app.state.services
     live = svc.live
     await websocket.accept()
-    if live is None:  # the app runs without its live hub: nothing to serve
-        await _close(websocket, CLOSE_TRY_AGAIN_LATER, "live events are not running")
-        return
     try:
         with live.admit() as client:
             gate = MessageGate(svc.settings.ws)

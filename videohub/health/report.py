@@ -6,7 +6,6 @@ for cameras another worker watches, plus the availability history.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,11 +55,7 @@ class LineHealth(BaseModel):
 async def _states(monitor: HealthMonitor, cameras: Sequence[Camera]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     remote = [c.id for c in cameras if c.id not in monitor.cameras]
-    if remote:
-        rows = await monitor.redis.hmget(monitor.state_key, remote)
-        for cid, raw in zip(remote, rows, strict=True):
-            if raw is not None:
-                out[cid] = json.loads(raw)
+    out.update(await monitor.store.states(remote))
     for camera in cameras:
         snap = monitor.snapshot(camera.id)
         if snap is not None:
@@ -73,7 +68,7 @@ async def camera_rows(
 ) -> list[CameraHealth]:
     states = await _states(monitor, cameras)
     now = monitor.clock()
-    uptime = await monitor.history.window([c.id for c in cameras], now - WINDOWS["24h"], now)
+    uptime = await monitor.store.history.window([c.id for c in cameras], now - WINDOWS["24h"], now)
     rows: list[CameraHealth] = []
     for camera in cameras:
         s = states.get(camera.id, {})
@@ -111,7 +106,7 @@ async def line_rows(
     now = monitor.clock()
     ids = [c.id for c in cameras]
     windows = {
-        name: await monitor.history.window(ids, now - seconds, now) for name, seconds in WINDOWS.items()
+        name: await monitor.store.history.window(ids, now - seconds, now) for name, seconds in WINDOWS.items()
     }
     active = await monitor.alerts.store.active()
     out: list[LineHealth] = []
@@ -149,10 +144,10 @@ async def camera_detail(monitor: HealthMonitor, camera: Camera) -> dict[str, Any
     snap = monitor.snapshot(camera.id) or {}
     now = monitor.clock()
     availability = {
-        name: (await monitor.history.window([camera.id], now - seconds, now))[camera.id].as_dict()
+        name: (await monitor.store.history.window([camera.id], now - seconds, now))[camera.id].as_dict()
         for name, seconds in WINDOWS.items()
     }
-    transitions = [t.as_dict() for t in await monitor.history.recent(camera.id, 50)]
+    transitions = [t.as_dict() for t in await monitor.store.history.recent(camera.id, 50)]
     alerts = await monitor.alerts.store.query(camera=camera.id, limit=20)
     return {
         **row.model_dump(),

@@ -1,9 +1,9 @@
 """The Feed hub: one Feed per camera stream (GOP cache, bounded fan-out) and the manager that runs
 their ingest threads as the registry says (``FeedManager``)."""
 
-from videohub.hub.feed import DeliveryFailed, Feed, FeedClosed, FeedInfo, Sink, Subscription
+from videohub.errors import DeliveryFailed, FeedClosed, NoPicture
+from videohub.hub.feed import Feed, FeedInfo, Sink, Subscription
 from videohub.hub.manager import FeedManager, FeedStats
-from videohub.hub.snapshot import NoPicture
 
 __all__ = [
     "DeliveryFailed",

@@ -32,20 +32,9 @@ from dataclasses import dataclass
 
 from ingest.handoff import Handoff
 from ingest.packet import Packet
+from videohub.errors import DeliveryFailed, FeedClosed
 
 log = logging.getLogger(__name__)
-
-
-class FeedClosed(Exception):
-    """The feed ended (camera deleted or disabled, service stopping) or the subscription was closed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class DeliveryFailed(FeedClosed):
-    """The subscription's direct sink raised: the subscription ended, the feed goes on."""
 
 
 Sink = Callable[[Packet], bool]

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import av.error
 
+from ingest.keyframe import UndecodableKeyframe, decode_frame
 from ingest.packet import Packet
-from videohub.errors import Unavailable
-
-
-class NoPicture(Unavailable):
-    """The camera has no picture to show now; ``reason`` is machine-readable (a ingest Reason or
-    ``disabled``, ``not_streaming``, ``undecodable``)."""
-
-    def __init__(self, message: str, reason: str, retry_after: int = 2) -> None:
-        super().__init__(message, retry_after)
-        self.reason = reason
+from ingest.stats import StreamState
+from videohub.errors import FeedClosed, NoPicture
+from videohub.hub.feed import Subscription
+from videohub.hub.runner import StreamRunner
 
 
 def keyframe_to_jpeg(packet: Packet, quality: int = 5) -> bytes:
@@ -34,17 +30,9 @@ def keyframe_to_jpeg(packet: Packet, quality: int = 5) -> bytes:
     ``quality`` is MJPEG's qscale (2 best … 31 worst). Raises NoPicture when it does not decode.
     """
     try:
-        decoder = av.CodecContext.create("h264", "r")
-        assert isinstance(decoder, av.VideoCodecContext)
-        frames = list(decoder.decode(av.Packet(packet.data)))
-        frames += list(decoder.decode(None))  # flush: the decoder may hold the frame back
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise NoPicture(
-            f"the latest keyframe does not decode ({type(exc).__name__})", "undecodable"
-        ) from None
-    if not frames:
-        raise NoPicture("the latest keyframe gave no picture", "undecodable")
-    frame = frames[-1]
+        frame = decode_frame(packet)
+    except UndecodableKeyframe as exc:
+        raise NoPicture(f"the latest keyframe {exc.detail}", "undecodable") from None
     encoder = av.CodecContext.create("mjpeg", "w")
     assert isinstance(encoder, av.VideoCodecContext)
     encoder.width = frame.width
@@ -102,3 +90,45 @@ class SnapshotCache:
 
     def forget(self, key: str) -> None:
         self._cache.pop(key, None)
+
+
+class Snapshots:
+    """A stream's picture for ``GET …/snapshot.jpg``: its last keyframe as JPEG (one decode per
+    keyframe, ``SnapshotCache``); a stopped on_demand stream is started (``subscribe``) and given
+    ``wait`` seconds for its first keyframe. Raises NoPicture (503) with a reason otherwise."""
+
+    def __init__(self, wait: float, max_age: float) -> None:
+        self.wait = wait
+        self._cache = SnapshotCache(max_age)
+
+    def forget(self, key: str) -> None:
+        self._cache.forget(key)
+
+    async def take(self, runner: StreamRunner, subscribe: Callable[[], Awaitable[Subscription]]) -> bytes:
+        keyframe = runner.feed.last_keyframe
+        if keyframe is None:
+            stats = runner.source.stats.snapshot() if runner.source is not None else None
+            if stats is not None and stats.state is StreamState.BACKING_OFF:
+                raise NoPicture(f"the camera is not streaming ({stats.reason})", stats.reason or "error")
+            keyframe = await self._wait_keyframe(runner, subscribe)
+        return await self._cache.get(runner.feed.key, keyframe)
+
+    async def _wait_keyframe(
+        self, runner: StreamRunner, subscribe: Callable[[], Awaitable[Subscription]]
+    ) -> Packet:
+        subscription = await subscribe()
+        try:
+            async with asyncio.timeout(self.wait):
+                return await runner.feed.keyframe()
+        except TimeoutError:
+            stats = runner.source.stats.snapshot() if runner.source is not None else None
+            reason = (stats.reason or stats.last_error_reason) if stats is not None else None
+            raise NoPicture(
+                f"the camera delivered no picture within {self.wait:g} s"
+                + (f" ({reason})" if reason else ""),
+                reason or "not_streaming",
+            ) from None
+        except FeedClosed as exc:
+            raise NoPicture(f"the feed ended: {exc.reason}", "not_streaming") from None
+        finally:
+            subscription.close()

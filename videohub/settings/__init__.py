@@ -14,11 +14,13 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from videohub.errors import ConfigError
 from videohub.redisurl import check_redis_url
 from videohub.resources import default_config_path
+from videohub.settings.alerts import AlertSettings
 from videohub.settings.audit import AuditSettings
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
-from videohub.settings.health import AlertSettings, HealthSettings
+from videohub.settings.health import HealthSettings
 from videohub.settings.ingest import IngestSettings
 from videohub.settings.store import StoreSettings, WsSettings
 from videohub.settings.webrtc import WebRTCSettings
@@ -113,16 +115,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init kwargs; the environment overrides it.
         return (env_settings, init_settings)
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` lists (key path, reason) pairs."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in problems)
-        super().__init__(f"invalid configuration in {source}:\n{lines}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from videohub.settings.core import Section
+from videohub.settings.base import Section
 
 
 class AuditSettings(Section):

@@ -18,15 +18,14 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-_SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+from videohub.settings.base import SLUG, Section
+
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
 _MOBILE = re.compile(r"^\+?[0-9-]{5,20}$")
@@ -35,12 +34,8 @@ WECOM_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 DINGTALK_URL = "https://oapi.dingtalk.com/robot/send"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not SLUG.match(value):
         raise ValueError("must be a lowercase slug: letters, digits and _ (2-32 chars)")
     return value
 
@@ -101,7 +96,7 @@ def env_secret(name: str) -> str:
     return value
 
 
-class WeComSettings(_Section):
+class WeComSettings(Section):
     """A WeCom (企业微信) group robot: markdown messages POSTed to ``<base_url>?key=<key>``."""
 
     name: Slug = Field(description="Stable slug; names the consumer group and the dead-letter stream.")
@@ -116,7 +111,7 @@ class WeComSettings(_Section):
     )
 
 
-class DingTalkSettings(_Section):
+class DingTalkSettings(Section):
     """A DingTalk (钉钉) custom group robot with the 加签 security setting: markdown messages POSTed to
     ``<base_url>?access_token=<token>&timestamp=<ms>&sign=<HMAC-SHA256 of "timestamp\\nsecret">``."""
 
@@ -162,7 +157,7 @@ def _address(value: str) -> str:
 MailAddress = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_address)]
 
 
-class MailSettings(_Section):
+class MailSettings(Section):
     """Plain SMTP mail: one message per alert event to ``to``, subject and body in Chinese first."""
 
     name: Slug = Field(description="Stable slug; names the consumer group and the dead-letter stream.")
@@ -224,7 +219,7 @@ class MailSettings(_Section):
         return self
 
 
-class ChannelSettings(_Section):
+class ChannelSettings(Section):
     """The alert channels besides the webhooks; every one gets each alert event of its lines."""
 
     wecom: list[WeComSettings] = Field(default_factory=list, max_length=50, description="WeCom group robots.")

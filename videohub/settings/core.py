@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
+from videohub.settings.base import SLUG, Section
 from videohub.settings.http import HttpLimitSettings
 
-_SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _PUBLIC_URL = re.compile(r"^https?://[A-Za-z0-9._~:/%@\[\]-]+$")  # no query, fragment, space or ( )
@@ -20,12 +20,6 @@ _PUBLIC_URL = re.compile(r"^https?://[A-Za-z0-9._~:/%@\[\]-]+$")  # no query, fr
 def default_id_prefix(line_id: str) -> str:
     """The camera id prefix of a line that configures none: its id without '_', cut to 8."""
     return line_id.replace("_", "")[:8]
-
-
-class Section(BaseModel):
-    """Base of every settings section: a misspelled key is an error, not a silent default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServerSettings(Section):
@@ -157,7 +151,7 @@ class LineSettings(Section):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not _SLUG.match(value):
+        if not SLUG.match(value):
             raise ValueError(
                 "must be a lowercase slug: letters, digits and _ (2-32 chars, starting with a letter)"
             )

@@ -7,16 +7,16 @@ closed, and a full server answers 503 with ``Retry-After`` instead of queueing.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from videohub.settings.base import Section
 
 KIB = 1024
 MIB = 1024 * 1024
 
 
-class HttpLimitSettings(BaseModel):
+class HttpLimitSettings(Section):
     """Bodies per kind of route, header/body/keep-alive timeouts, connection and request caps."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     sdp_body_bytes: int = Field(
         64 * KIB,

@@ -10,16 +10,13 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ingest.netpolicy import DEFAULT_NETWORKS
+from videohub.settings.base import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BufferSettings(_Section):
+class BufferSettings(Section):
     """Bounds of each viewer's packet buffer; a viewer that exceeds them skips to the next keyframe."""
 
     max_packets: int = Field(
@@ -34,7 +31,7 @@ class BufferSettings(_Section):
     )
 
 
-class TranscodeSettings(_Section):
+class TranscodeSettings(Section):
     """The ceiling of feeds transcoded to H.264 (H.265, MJPEG, H.264 with B-frames)."""
 
     max_height: int = Field(
@@ -67,7 +64,7 @@ def _default_networks() -> list[str]:
 _HOST_PATTERN = re.compile(r"^[a-z0-9_*?.:\[\]-]{1,253}$")
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     """Pulling every camera stream: timeouts, reconnect backoff, on-demand lifetime, buffers."""
 
     open_timeout: float = Field(

@@ -3,12 +3,12 @@ watchdog, and the bounds of the ``/ws`` live-event sockets."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from videohub.settings.base import Section
 
 
-class StoreSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class StoreSettings(Section):
     max_connections: int = Field(
         64,
         ge=4,
@@ -44,9 +44,7 @@ class StoreSettings(BaseModel):
     )
 
 
-class WsSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class WsSettings(Section):
     max_connections: int = Field(
         1000,
         ge=1,

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from videohub.settings.base import Section
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
-class IceServer(BaseModel):
+class IceServer(Section):
     """One STUN/TURN server, as in the browser's ``RTCIceServer``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     urls: list[str] = Field(
         min_length=1,
@@ -41,10 +41,8 @@ class IceServer(BaseModel):
         return any(url.startswith(("turn:", "turns:")) for url in self.urls)
 
 
-class WebRTCSettings(BaseModel):
+class WebRTCSettings(Section):
     """WHEP sessions: ICE, timeouts and limits. Every key has a default that suits a LAN."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ice_servers: list[IceServer] = Field(
         default_factory=list,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from videohub.errors import NotFound, VideohubError
+from videohub.errors import NotFound, StaleWall
 from videohub.store import key
 from videohub.walls.models import Preset, PresetCreate, Tour, Wall, WallSpec
 
@@ -24,16 +24,6 @@ PRESETS = key("presets")
 CHANNEL = key("walls", "changed")
 PRESETS_CHANGED = '{"kind": "presets"}'
 DEFAULT_WALL = "main"
-
-
-class StaleWall(VideohubError):
-    """The wall changed since the version the writer based its change on (HTTP 412)."""
-
-    status = 412
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the wall changed meanwhile (now at version {current}); reload and retry")
-        self.current = current
 
 
 def _wall_key(wall_id: str) -> str:

@@ -9,8 +9,8 @@ h264                     profile from the SPS, codec preferences, aiortc codec t
 offer                    offer checks, mDNS candidate removal, trickle fragments
 """
 
-from videohub.webrtc.manager import IceRestartUnsupported, SessionEndHook, SessionManager
-from videohub.webrtc.offer import InvalidOffer
+from videohub.errors import IceRestartUnsupported, InvalidOffer
+from videohub.webrtc.manager import SessionEndHook, SessionManager
 from videohub.webrtc.session import SessionInfo, SessionRecord, WhepSession
 
 __all__ = [

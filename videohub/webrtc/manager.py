@@ -25,18 +25,25 @@ from aiortc import (
 )
 
 from ingest.packet import Packet
-from videohub.aio import checkpoint
-from videohub.errors import NotFound, RateLimited, Unavailable, VideohubError
+from videohub.aio import CloseOnce, Part, TaskOwner, cancel_and_wait, checkpoint
+from videohub.errors import (
+    IceRestartUnsupported,
+    InvalidOffer,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    VideohubError,
+)
 from videohub.models import Camera, User
 from videohub.settings.webrtc import WebRTCSettings
 from videohub.users import TokenRef
 from videohub.webrtc.candidates import CandidateKey, CandidatePolicy, candidate_key, sdp_candidate
+from videohub.webrtc.feeds import FeedHub, FeedSubscription
 from videohub.webrtc.h264 import h264_preferences, profile_level_id, register_h264_profiles
-from videohub.webrtc.offer import InvalidOffer, TrickleFragment, clean_offer, validate_offer
+from videohub.webrtc.offer import TrickleFragment, clean_offer, validate_offer
 from videohub.webrtc.packetizer import Packetizer
 from videohub.webrtc.sender import PassthroughSender
 from videohub.webrtc.session import SessionInfo, SessionRecord, WhepSession, session_ref
-from videohub.webrtc.source import FeedSource, FeedSubscription
 from videohub.webrtc.track import FeedTrack
 
 log = logging.getLogger(__name__)
@@ -45,13 +52,7 @@ SessionEndHook = Callable[[SessionRecord], Awaitable[None]]
 WATCHDOG_INTERVAL = 1.0
 
 
-class IceRestartUnsupported(VideohubError):
-    """A PATCH asked for an ICE restart, which aiortc cannot do (draft-ietf-wish-whep: 422)."""
-
-    status = 422
-
-
-class SessionManager:
+class SessionManager(Part):
     """All live WHEP sessions of this worker.
 
     ``feeds`` is the Feed hub (``subscribe(camera, stream)``); ``on_session_end`` receives each
@@ -61,7 +62,7 @@ class SessionManager:
     def __init__(
         self,
         settings: WebRTCSettings,
-        feeds: FeedSource,
+        feeds: FeedHub,
         *,
         on_session_end: SessionEndHook | None = None,
     ) -> None:
@@ -77,27 +78,32 @@ class SessionManager:
         self.candidates = CandidatePolicy.create(
             settings.allowed_candidate_networks, settings.max_remote_candidates
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner("whep")
         self._watchdog: asyncio.Task[None] | None = None
-        self._closed = False
+        self._closing = CloseOnce()
 
     # lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._watchdog is None and not self._closed:
-            self._watchdog = asyncio.create_task(self._watch(), name="whep-watchdog")
+            await self._tasks.start()
+            self._watchdog = self._tasks.spawn(self._watch(), name="whep-watchdog")
+
+    @property
+    def _closed(self) -> bool:
+        return self._closing.started
 
     async def close(self) -> None:
-        """End every session (reason ``shutdown``) and stop the watchdog. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
+        """End every session (reason ``shutdown``) and stop the watchdog. Safe to call twice; a
+        concurrent second caller waits for the first."""
+        await self._closing.run(self._close)
+
+    async def _close(self) -> None:
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            await asyncio.gather(self._watchdog, return_exceptions=True)
+            await cancel_and_wait(self._watchdog)
         await asyncio.gather(*(self.end(sid, "shutdown") for sid in list(self._sessions)))
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.drain()  # endings started from aiortc callbacks
+        await self._tasks.close()
 
     # queries ---------------------------------------------------------------------------------
 
@@ -169,9 +175,11 @@ class SessionManager:
         token: TokenRef | None = None,
     ) -> WhepSession:
         """Answer a WHEP offer. Raises InvalidOffer (400), Unavailable (503). ``token``: the caller's
-        token, with which the session ends (see ``videohub.webrtc.startup.sweep_rights``)."""
+        token, with which the session ends (see ``videohub.webrtc.rights.sweep_rights``)."""
         if self._closed:
             raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
+        # A manager used without start() (no watchdog) still owns the endings of its sessions.
+        await self._tasks.start()
         self._admit(user.username)
         validate_offer(offer_sdp)
         offer_sdp, candidates = self._filter_offer(offer_sdp, remote)
@@ -396,11 +404,12 @@ class SessionManager:
 
     # background ------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        # Endings triggered from aiortc callbacks: kept referenced until done, awaited by close().
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        # Endings triggered from aiortc callbacks: owned by the manager's tasks, awaited by close().
+        if self._tasks.closed or not self._tasks.started:
+            coro.close()  # closing (close() ends every session itself), or no session was created
+            return
+        self._tasks.spawn(coro)
 
     async def _watch(self) -> None:
         s = self._settings

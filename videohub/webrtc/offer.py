@@ -8,15 +8,9 @@ from dataclasses import dataclass, field
 from aiortc import RTCIceCandidate
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
-from videohub.errors import VideohubError
+from videohub.errors import InvalidOffer
 
 MAX_SDP_BYTES = 64 * 1024
-
-
-class InvalidOffer(VideohubError):
-    """The offer (or trickle fragment) cannot be used: unparsable, no video, nothing we can send."""
-
-    status = 400
 
 
 def _is_mdns_candidate(line: str) -> bool:

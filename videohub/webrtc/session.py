@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from videohub.users import TokenRef
 from videohub.webrtc.candidates import CandidateKey
+from videohub.webrtc.feeds import FeedSubscription
 from videohub.webrtc.offer import TrickleFragment
 from videohub.webrtc.sender import PassthroughSender
-from videohub.webrtc.source import FeedSubscription
 from videohub.webrtc.track import FeedTrack
 
 log = logging.getLogger(__name__)

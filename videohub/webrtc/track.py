@@ -21,8 +21,9 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import Packet
-from videohub.hub.feed import DeliveryFailed, FeedClosed, Sink
-from videohub.webrtc.source import FeedSubscription
+from videohub.errors import DeliveryFailed, FeedClosed
+from videohub.hub.feed import Sink
+from videohub.webrtc.feeds import FeedSubscription
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,12 @@ class FeedTrack(MediaStreamTrack):
         """Have the ingest thread call ``sink`` with each new packet from now on (see ``Feed``).
 
         False while anything is still to be read here (the first keyframe, the GOP burst, packets
-        that arrived meanwhile) or when the subscription cannot (a source other than the Feed hub).
+        that arrived meanwhile).
         Once direct, ``next_unit()`` returns nothing more: it waits for the feed's end.
         """
         if self._pending is not None or self.readyState != "live":
             return False
-        direct = getattr(self._subscription, "direct", None)
-        return direct is not None and bool(direct(sink))
+        return self._subscription.direct(sink)
 
     async def recv(self) -> av.Packet[Any]:
         """For aiortc's own sender loop (used only where ``PassthroughSender`` cannot be installed)."""

@@ -3,10 +3,9 @@
 import { t } from "/web/common/i18n.js";
 import { el, fmtTime, lineName, reasonText } from "./dom.js";
 
-const ACTORS = ["admin", "maintenance"];
-
-export function canActOnAlerts(user) {
-  return Boolean(user && ACTORS.includes(user.role));
+// `me` is GET /api/auth/me: the server says what the role may do (policy.ALERT_ACTORS).
+export function canActOnAlerts(me) {
+  return Boolean(me && me.rights && me.rights.act_on_alerts);
 }
 
 // A short two-tone beep. Browsers keep audio suspended until the user has interacted with the page;

@@ -16,7 +16,7 @@ from videohub.alerts.channels.message import Directory
 from videohub.alerts.channels.webhook import WebhookChannel
 from videohub.alerts.channels.wecom import WeComChannel
 from videohub.alerts.models import ChannelKind
-from videohub.settings.health import AlertSettings
+from videohub.settings.alerts import AlertSettings
 
 __all__ = ["CHANNEL_KINDS", "Channel", "ChannelKind", "Directory", "build_channels"]
 

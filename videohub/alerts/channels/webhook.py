@@ -18,7 +18,7 @@ import httpx
 from videohub.alerts.channels.base import Channel
 from videohub.alerts.deadletter import Failure
 from videohub.alerts.models import AlertEvent, EventType
-from videohub.settings.health import WebhookSettings
+from videohub.settings.alerts import WebhookSettings
 
 SIGNATURE_HEADER = "X-Videohub-Signature"
 

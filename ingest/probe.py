@@ -12,20 +12,19 @@ import time
 from dataclasses import dataclass
 
 import av
-import numpy as np
 
 from ingest.errors import Reason, classify
+from ingest.keyframe import BgrImage, small_bgr
 from ingest.netpolicy import NetworkPolicy
 from ingest.source import Login, SourceOptions, Transport, open_options, target_url
 from ingest.url import UrlError
-from videohub.health.metrics import Frame
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    frame: Frame | None
+    frame: BgrImage | None
     """The keyframe, downscaled BGR; None when the probe failed."""
     error: str | None
     """Why it failed: an ``ingest.errors.Reason`` value (refused, not_found, auth_failed, timeout,
@@ -129,10 +128,8 @@ def probe(
             if not packet.is_keyframe:
                 continue
             for frame in ctx.decode(packet):
-                h = max(2, round(frame.height * width / frame.width)) if frame.width > width else frame.height
-                img = frame.reformat(width=min(width, frame.width), height=h, format="bgr24").to_ndarray()
                 return ProbeResult(
-                    np.ascontiguousarray(img, dtype=np.uint8),
+                    small_bgr(frame, width),
                     None,
                     time.monotonic() - started,
                     ctx.name,
