@@ -30,6 +30,7 @@ from videohub.api import (
     cameras,
     health,
     ingest,
+    latest,
     metrics,
     ops,
     sessions,
@@ -205,6 +206,7 @@ def build_app(
         users,
         audit,
         ingest,
+        latest,
         whep,
         sessions,
         health,
@@ -221,7 +223,7 @@ def build_app(
 def default_startups() -> list[Startup]:
     """The parts started with the service, in order (stopped in reverse): ingest first, then what reads it."""
     from videohub.health.startup import health_startup
-    from videohub.hub.startup import hub_startup
+    from videohub.hub.startup import hub_startup, pictures_startup
     from videohub.webrtc.startup import whep_startup
 
-    return [hub_startup, whep_startup(), health_startup]
+    return [hub_startup, pictures_startup, whep_startup(), health_startup]

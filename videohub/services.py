@@ -7,7 +7,7 @@ core can run and be tested before they exist; ``videohub.app`` fills them in its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from videohub.audit import AuditLog
 from videohub.live import LiveHub
@@ -16,6 +16,9 @@ from videohub.settings import Settings
 from videohub.store import Store
 from videohub.urlpolicy import network_policy
 from videohub.users import UserStore
+
+if TYPE_CHECKING:
+    from videohub.hub.latest import LatestPictures
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Services:
     alerts: Any = None
     live: LiveHub | None = None
     """The /ws clients' live events (one Redis pub/sub for the process), once started."""
+    pictures: LatestPictures | None = None
+    """The latest picture per camera stream (issue 16: a wall tile shows it at once), once started."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -8,6 +8,7 @@ error text: admin and maintenance keep that detail.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -142,4 +143,6 @@ async def camera_snapshot(
             status_code=503,
             headers={"Retry-After": str(exc.retry_after)},
         )
+    if svc.pictures is not None:  # the wall's latest picture (issue 16), from the decode just done
+        await svc.pictures.put(camera, stream, jpeg, time.time(), "snapshot")
     return Response(content=jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -38,9 +38,10 @@ from videohub.alerts.service import AlertService
 from videohub.alerts.store import entry_field
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
-from videohub.health.keyframe import decode_keyframe
+from videohub.health.keyframe import decode_keyframe_picture
 from videohub.health.probe import SILENCE_SECONDS, ProbeResult, probe
 from videohub.health.state import AlertKind, Observed, StreamHealth, Transition
+from videohub.hub.latest import PictureSink
 from videohub.models import Camera
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings
@@ -140,6 +141,8 @@ class HealthMonitor:
         self._write_outage = OutageLog(log, "health: state and history writes")
         self._alert_outage = OutageLog(log, "health: alert updates")
         self._loop_outage = OutageLog(log, "health: checks")
+        # Issue 16: keyframes decoded here also give the wall its latest picture (set by the startup).
+        self.pictures: PictureSink | None = None
 
     # -- cameras ------------------------------------------------------------------------------
 
@@ -333,15 +336,21 @@ class HealthMonitor:
 
     async def diagnose_packet(self, t: Tracked, packet: Packet) -> Diagnosis | None:
         width = self.settings.diagnosis.width
+        pictures = self.pictures
+        picture_width = pictures.width if pictures and pictures.wants_keyframe(t.camera.id) else None
+        jpeg: bytes | None = None
 
         def work() -> Diagnosis | None:
-            frame = decode_keyframe(packet, width)
+            nonlocal jpeg
+            frame, jpeg = decode_keyframe_picture(packet, width, picture_width)
             return None if frame is None else t.diagnoser.diagnose(frame)
 
         async with self._decode_slots:
             result = await asyncio.to_thread(work)
         if result is not None:
             t.diagnosis, t.diagnosed_at = result, self.clock()
+        if pictures is not None and jpeg is not None:
+            await pictures.keyframe(t.camera, jpeg, packet.received)
         return result
 
     # -- probing ------------------------------------------------------------------------------
@@ -370,6 +379,7 @@ class HealthMonitor:
             login=login,
             policy=self.registry.network_policy,
             allow_files=self.registry.allow_test_sources,
+            picture_width=self.pictures.width if self.pictures is not None else None,
         )
         return await asyncio.get_running_loop().run_in_executor(self._probe_pool, call)
 
@@ -409,6 +419,8 @@ class HealthMonitor:
         if result.frame is None:
             await self.apply(t, "offline", (result.error or "error",))
             return
+        if self.pictures is not None:
+            await self.pictures.probed(t.camera, _probed_stream(t.camera), result.jpeg)
         frame = result.frame
         async with self._decode_slots:
             diagnosis = await asyncio.to_thread(t.diagnoser.diagnose, frame)

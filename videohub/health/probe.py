@@ -19,6 +19,7 @@ from ingest.netpolicy import NetworkPolicy
 from ingest.source import Login, SourceOptions, Transport, open_options, target_url
 from ingest.url import UrlError
 from videohub.health.metrics import Frame
+from videohub.hub.latest import frame_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class ProbeResult:
     codec: str | None = None
     width: int | None = None
     height: int | None = None
+    jpeg: bytes | None = None
+    """The keyframe as a JPEG for the wall's latest picture, when asked for (``picture_width``)."""
 
     @property
     def ok(self) -> bool:
@@ -59,6 +62,7 @@ def probe(
     login: Login | None = None,
     policy: NetworkPolicy | None = None,
     allow_files: bool = True,
+    picture_width: int | None = None,
 ) -> ProbeResult:
     """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises.
 
@@ -68,6 +72,9 @@ def probe(
     ``timeout`` is one deadline for the whole probe: connect, RTSP handshake and the wait for a
     keyframe. The thread is back by ``timeout + SILENCE_SECONDS`` whatever the camera does, even
     when packets keep arriving (audio only, or video without a keyframe).
+
+    With ``picture_width``, the decoded keyframe is also returned as a JPEG that wide (at most):
+    the wall shows it while a cold camera starts (``videohub.hub.latest``), without a second decode.
     """
     started = time.monotonic()
     try:
@@ -131,6 +138,7 @@ def probe(
             for frame in ctx.decode(packet):
                 h = max(2, round(frame.height * width / frame.width)) if frame.width > width else frame.height
                 img = frame.reformat(width=min(width, frame.width), height=h, format="bgr24").to_ndarray()
+                jpeg = frame_jpeg(frame, picture_width) if picture_width else None
                 return ProbeResult(
                     np.ascontiguousarray(img, dtype=np.uint8),
                     None,
@@ -138,6 +146,7 @@ def probe(
                     ctx.name,
                     frame.width,
                     frame.height,
+                    jpeg,
                 )
         return failed("timeout")
     except Exception as exc:

@@ -19,6 +19,7 @@ from videohub.aio import cancel_and_wait
 from videohub.alerts.channels import Directory
 from videohub.alerts.service import AlertService
 from videohub.health.monitor import HealthMonitor
+from videohub.hub.latest import PictureSink
 from videohub.services import Services
 from videohub.store import PREFIX
 
@@ -47,6 +48,11 @@ class FeedManagerView:
             if fs.state != "idle":
                 return name, fs.ingest
         return None
+
+    def sampled_stream(self, camera_id: str) -> str | None:
+        """The stream whose keyframes ``latest_keyframe`` gives (None when none is pulled)."""
+        picked = self._pick(camera_id)
+        return None if picked is None else picked[0]
 
     def stream_stats(self, camera_id: str) -> StatsSnapshot | None:
         picked = self._pick(camera_id)
@@ -93,6 +99,8 @@ async def health_startup(svc: Services, stack: AsyncExitStack) -> None:
     svc.alerts = alerts
     hub = FeedManagerView(svc.hub) if svc.hub is not None else None
     monitor = HealthMonitor(svc.settings.health, svc.registry, alerts, redis, hub=hub, prefix=PREFIX)
+    if svc.pictures is not None:  # issue 16: probes and samples keep the wall's latest picture
+        monitor.pictures = PictureSink(svc.pictures, hub)
     svc.health = monitor
     if svc.settings.health.enabled:
         _spawn(monitor.run(), "health", stack)

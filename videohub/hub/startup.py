@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+from videohub.hub.latest import LatestPictures
 from videohub.hub.manager import FeedManager
 from videohub.services import Services
 
@@ -19,3 +20,8 @@ async def hub_startup(svc: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(manager.close)
     await manager.start()
     svc.hub = manager
+
+
+async def pictures_startup(svc: Services, stack: AsyncExitStack) -> None:
+    """The latest pictures in Redis (``svc.pictures``): written by health and snapshots, read by the wall."""
+    svc.pictures = LatestPictures(svc.store.redis)
