@@ -57,7 +57,7 @@ async def wait_picture(api: Api, camera_id: str, limit: float = 30.0) -> httpx.R
 
 
 def picture_size(jpeg: bytes) -> tuple[int, int]:
-    with av.open(io.BytesIO(jpeg), format="image2pipe") as container:
+    with av.open(io.BytesIO(jpeg), mode="r", format="image2pipe") as container:
         frame = next(container.decode(video=0))
         return frame.width, frame.height
 
