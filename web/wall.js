@@ -172,6 +172,8 @@ export class WallView {
   warmUp(wall, now, current) {
     const wanted = new Map(); // key → target
     let wake = Infinity;
+    // Learn the GOPs of what plays now too: the tour comes back to these cameras.
+    for (const target of current) if (target.cameraId && target.tour) this.gops.get(target.cameraId, target.stream);
     for (const tour of wall.tours || []) {
       const at = nextSwitch(tour, now);
       const next = this.targets(wall, at + 0.001).filter(

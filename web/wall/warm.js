@@ -11,9 +11,10 @@
 // (the per-user session limits already bound it).
 import { api } from "/web/common/api.js";
 
-export const OPEN_SECONDS = 2.0; // RTSP connect + WHEP set-up + the player noticing its first frame
+export const OPEN_SECONDS = 2.5; // RTSP connect + WHEP set-up + the player noticing its first frame
 export const UNKNOWN_GOP_SECONDS = 10.0; // never pulled here yet: assume the longest GOP cameras use
 const GOP_REFRESH_MS = 60_000;
+const GOP_RETRY_MS = 3_000; // not known yet (a stream needs two keyframes): ask again soon
 
 // When `tour` next changes step after `now` (seconds since the epoch).
 export function nextSwitch(tour, now) {
@@ -33,9 +34,10 @@ export class GopCache {
   // Seconds between keyframes of the camera's stream, or null when not known (yet).
   get(cameraId, stream) {
     const found = this.known.get(cameraId);
-    if (!found || Date.now() - found.at > GOP_REFRESH_MS) this.fetch(cameraId);
-    if (!found) return null;
-    return found.streams[stream] ?? found.streams.main ?? null;
+    const gop = found ? (found.streams[stream] ?? found.streams.main ?? null) : null;
+    const age = found ? Date.now() - found.at : Infinity;
+    if (age > (gop == null ? GOP_RETRY_MS : GOP_REFRESH_MS)) this.fetch(cameraId);
+    return gop;
   }
 
   async fetch(cameraId) {
