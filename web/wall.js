@@ -10,7 +10,7 @@ import { PlayerState, playWhep } from "/web/common/api.js";
 import { lang, registerStrings, t } from "/web/common/i18n.js";
 import { WallHealth } from "/web/wall/health.js";
 import { TilePicture } from "/web/wall/picture.js";
-import { GopCache, leadSeconds, nextSwitch } from "/web/wall/warm.js";
+import { GopCache, leadSeconds, nextSwitch, PLAYER_LEAD_SECONDS, ServerHolds } from "/web/wall/warm.js";
 
 registerStrings({
   "zh-CN": { "tile.empty": "空闲", "tile.close": "关闭画面", "tile.tour": "轮巡", "tile.forbidden": "无权限" },
@@ -99,6 +99,7 @@ export class WallView {
     this.wall = null;
     this.tiles = []; // {el, feed, key, index, picture, timing}
     this.warm = new Map(); // key → Feed opened early for the next tour step
+    this.holds = new ServerHolds(); // the server's warm-up holds for the next tour step
     this.gops = new GopCache();
     this.switches = []; // recent tour switches: {at, tiles: [{index, camera, warmed, live}]}
     this.health = new WallHealth((cameraId) => this.showHealthOf(cameraId));
@@ -156,7 +157,16 @@ export class WallView {
       const changed = target.key !== tile.key;
       this.updateTile(tile, target, released);
       if (changed && target.tour && target.cameraId) {
-        switched.push({ index: i, camera: target.cameraId, warmed: !!tile.timing.warmed, live: tile.timing.liveAtSwitch });
+        const feed = tile.feed;
+        switched.push({
+          index: i,
+          camera: target.cameraId,
+          warmed: !!tile.timing.warmed,
+          live: tile.timing.liveAtSwitch,
+          state: feed ? feed.player.state : null,
+          openedMs: feed ? Math.round(performance.now() - feed.openedAt) : null,
+          liveAfterMs: feed && feed.liveAt != null ? Math.round(feed.liveAt - feed.openedAt) : null,
+        });
       }
     });
     for (const feed of released.values()) feed.close();
@@ -167,11 +177,15 @@ export class WallView {
     this.warmUp(wall, now, current);
   }
 
-  // Open the next tour step's feeds a GOP plus the open time before it, in hidden players on the
-  // tiles they will fill; close warm feeds no step wants any more (the tour moved on or stopped).
+  // Before each tour switch: a GOP plus the open time ahead, hold the next step's feeds on the server;
+  // PLAYER_LEAD_SECONDS ahead, open hidden players on the tiles they will fill (wall/warm.js says
+  // why both). Holds and hidden players no step wants any more (the tour moved on, stopped or
+  // changed) are released.
   warmUp(wall, now, current) {
-    const wanted = new Map(); // key → target
+    const holds = new Map(); // key → [target, switch time]
+    const players = new Map(); // key → target
     let wake = Infinity;
+    const later = (t) => (t > now ? t : Infinity);
     // Learn the GOPs of what plays now too: the tour comes back to these cameras.
     for (const target of current) if (target.cameraId && target.tour) this.gops.get(target.cameraId, target.stream);
     for (const tour of wall.tours || []) {
@@ -180,25 +194,32 @@ export class WallView {
         (target, i) => target.tour === tour && target.cameraId && target.key !== current[i].key,
       );
       if (!next.length) continue;
-      // Never earlier than the step's start: a GOP longer than the dwell warms for the whole step.
-      const start = Math.max(at - leadSeconds(this.gops, next), at - tour.dwell_seconds);
-      wake = Math.min(wake, at, start > now ? start : Infinity);
-      if (now < start) continue;
-      for (const target of next) if (!wanted.has(target.key)) wanted.set(target.key, target);
+      // Never earlier than the step's start: a GOP longer than the dwell holds for the whole step.
+      const holdAt = Math.max(at - leadSeconds(this.gops, next), at - tour.dwell_seconds);
+      const playAt = Math.max(at - PLAYER_LEAD_SECONDS, holdAt);
+      wake = Math.min(wake, at, later(holdAt), later(playAt));
+      if (now < holdAt) continue;
+      for (const target of next) {
+        if (!holds.has(target.key)) holds.set(target.key, [target, at]);
+        // A hold the server refused: the hidden player opens now instead, as early as the hold.
+        if (now >= playAt || this.holds.failed(target.key)) players.set(target.key, target);
+      }
     }
+    for (const [target, at] of holds.values()) this.holds.want(target, at);
+    for (const key of this.holds.keys()) if (!holds.has(key)) this.holds.release(key);
     for (const [key, feed] of this.warm) {
-      if (!wanted.has(key)) {
+      if (!players.has(key)) {
         feed.close();
         this.warm.delete(key);
       }
     }
-    for (const [key, target] of wanted) {
+    for (const [key, target] of players) {
       if (this.warm.has(key)) continue;
       const feed = new Feed(target.cameraId, target.stream, (f, state) => this.onFeedState(f, state));
       this.tiles[target.index].warmLayer.append(feed.video);
       this.warm.set(key, feed);
     }
-    // Wake exactly at the next switch (and the next warm-up), not only on the one-second tick.
+    // Wake exactly at the next switch and warm-up steps, not only on the one-second tick.
     clearTimeout(this.wakeTimer);
     if (wake !== Infinity) {
       this.wakeTimer = setTimeout(() => this.wall && this.refresh(), Math.max(0, wake * 1000 - Date.now()) + 5);
@@ -380,6 +401,7 @@ export class WallView {
     for (const tile of this.tiles) this.dropTile(tile);
     for (const feed of this.warm.values()) feed.close();
     this.warm.clear();
+    this.holds.releaseAll();
     this.tiles = [];
     this.health.close();
   }

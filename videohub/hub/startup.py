@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 
 from videohub.hub.latest import LatestPictures
 from videohub.hub.manager import FeedManager
+from videohub.hub.warm import WarmHolds
 from videohub.services import Services
 
 
@@ -20,6 +21,10 @@ async def hub_startup(svc: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(manager.close)
     await manager.start()
     svc.hub = manager
+    # Issue 16: warm-up holds on feeds (tours, presets); ended before the hub closes.
+    holds = WarmHolds(manager)
+    stack.push_async_callback(holds.close)
+    svc.extra["warm"] = holds
 
 
 async def pictures_startup(svc: Services, stack: AsyncExitStack) -> None:

@@ -1,17 +1,21 @@
-// Tours without black (issue 16): the wall opens the next step's feeds early, in hidden players on
-// the tiles they will fill, so the switch only swaps a playing <video> to the front.
-//
-// How early: the camera's keyframe interval (its GOP, from the ingest stats) plus the time to open
-// it (RTSP connect, WHEP set-up, first frame) before the switch, so the server's GOP cache is warm
-// and the hidden player is already live when the step changes. The warm-up players are ordinary WHEP
-// sessions: they count as viewers for on_demand cameras (the stream stays up) and end when the tour
-// moves on or stops. Why in the browser and not a server-side hold: a warm GOP cache still leaves
-// the WHEP set-up (ICE, DTLS, ~200 ms per player, more for nine at once on a busy display) after the
-// switch; a player opened early has done all of it, and the server needs no new state or limits
-// (the per-user session limits already bound it).
+// Tours without black (issue 16), in two steps before each switch:
+// 1. A GOP plus the open time ahead, the wall asks the server to hold the next step's feeds
+//    (POST /api/cameras/{id}/warm): on_demand streams start and their GOP caches fill. A hold is a
+//    viewer for the on_demand lifetime; it is released once the step has switched, or when the tour
+//    stops or changes, and it lapses by itself a few seconds after the switch anyway.
+// 2. PLAYER_LEAD_SECONDS ahead, hidden players open on the tiles they will fill. Their WHEP answers
+//    come at once from the warm GOP caches, so they are live at the switch, which only swaps a
+//    playing <video> to the front.
+// Why both: the WHEP answer waits for the feed's first keyframe, and a browser runs at most six
+// requests to one server at once, so nine hidden players opened a GOP ahead on cold cameras queue
+// behind each other (and delay the tiles' latest pictures); a hold answers at once. A hold alone
+// would still leave the WHEP and ICE set-up (~200 ms a player, more for nine on a busy display)
+// after the switch. A hold on the server also serves every display that follows the wall.
 import { api } from "/web/common/api.js";
 
 export const OPEN_SECONDS = 2.5; // RTSP connect + WHEP set-up + the player noticing its first frame
+export const PLAYER_LEAD_SECONDS = 2.0; // hidden players open this long before the switch
+const HOLD_GRACE_SECONDS = 4; // a hold lasts this long past its switch (then lapses on the server)
 export const UNKNOWN_GOP_SECONDS = 10.0; // never pulled here yet: assume the longest GOP cameras use
 const GOP_REFRESH_MS = 60_000;
 const GOP_RETRY_MS = 3_000; // not known yet (a stream needs two keyframes): ask again soon
@@ -66,4 +70,49 @@ export function leadSeconds(gops, targets) {
     gop = Math.max(gop, gops.get(target.cameraId, target.stream) ?? UNKNOWN_GOP_SECONDS);
   }
   return gop + OPEN_SECONDS;
+}
+
+// The wall's warm-up holds on the server: `want(targets, untilSeconds)` holds each (camera, stream)
+// until then (renewed as needed), `release(key)` ends one. `failed(key)`: the server refused it
+// (limits, rights): the wall then opens that camera's hidden player early instead.
+export class ServerHolds {
+  constructor() {
+    this.holds = new Map(); // key → {cameraId, stream, until, failed}
+  }
+
+  want(target, switchAt) {
+    const until = switchAt + HOLD_GRACE_SECONDS;
+    const found = this.holds.get(target.key);
+    if (found && (found.failed || found.until >= switchAt + 1)) return;
+    const hold = { cameraId: target.cameraId, stream: target.stream, until, failed: false };
+    this.holds.set(target.key, hold);
+    const seconds = Math.min(30, Math.max(1, until - Date.now() / 1000));
+    api
+      .post(`/api/cameras/${encodeURIComponent(target.cameraId)}/warm`, { stream: target.stream, seconds })
+      .catch(() => {
+        hold.failed = true;
+      });
+  }
+
+  failed(key) {
+    const hold = this.holds.get(key);
+    return !!(hold && hold.failed);
+  }
+
+  keys() {
+    return [...this.holds.keys()];
+  }
+
+  release(key) {
+    const hold = this.holds.get(key);
+    if (!hold) return;
+    this.holds.delete(key);
+    if (hold.failed) return;
+    const path = `/api/cameras/${encodeURIComponent(hold.cameraId)}/warm?stream=${encodeURIComponent(hold.stream)}`;
+    api.del(path).catch(() => {});
+  }
+
+  releaseAll() {
+    for (const key of this.keys()) this.release(key);
+  }
 }
