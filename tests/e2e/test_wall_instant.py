@@ -152,14 +152,18 @@ def test_a_tour_of_on_demand_cameras_switches_onto_warm_feeds(
 
     for step in (1, 2, 3):
         switch_at = started + step * DWELL
-        # Before the switch, the next page's on_demand streams already stream for hidden players.
+        # Before the switch, the next page's on_demand streams already stream (held for it, and
+        # hidden players on its tiles).
         wait_until(switch_at - 0.7)
         before = {c: ingest(service, c) for c in page_of(step)}
         assert all(s["state"] == "streaming" and s["subscribers"] >= 1 for s in before.values()), before
-        # After it, the page shown until then is let go (its next turn is more than a GOP away).
-        wait_until(switch_at + 1.5)
-        held = {c: ingest(service, c)["subscribers"] for c in page_of(step - 1)}
-        assert not any(held.values()), held
+        if step > 1:
+            # After it, the page shown until then is let go: its next turn is more than a GOP plus
+            # the open time away. (Not checked at the first switch: a camera the page has not yet
+            # seen two keyframes of has no known GOP, and is held for the whole step instead.)
+            wait_until(switch_at + 1.5)
+            held = {c: ingest(service, c)["subscribers"] for c in page_of(step - 1)}
+            assert not any(held.values()), held
         for index, camera in enumerate(page_of(step)):
             wait_playing(browser_page, index, camera, timeout=10)
         switches = browser_page.evaluate("window.__display.view.switches.map((s) => s.tiles)")

@@ -54,9 +54,12 @@ export class GopCache {
         const gop = s.ingest ? s.ingest.keyframe_interval : null;
         if (gop != null && gop > 0) streams[s.stream] = gop;
       }
-      this.known.set(cameraId, { streams, at: Date.now() });
+      // A stream seen before keeps its GOP while it is idle or has just restarted (one keyframe yet).
+      const before = this.known.get(cameraId);
+      this.known.set(cameraId, { streams: { ...(before ? before.streams : {}), ...streams }, at: Date.now() });
     } catch {
-      this.known.set(cameraId, { streams: {}, at: Date.now() });
+      const before = this.known.get(cameraId);
+      this.known.set(cameraId, { streams: before ? before.streams : {}, at: Date.now() });
     } finally {
       this.pending.delete(cameraId);
     }
