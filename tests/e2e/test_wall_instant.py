@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.wallpage import tile, wait_playing
+from tests.e2e.wallpage import open_console, tile, wait_playing
 from tests.fixtures.browser import login, screenshot
 from tests.fixtures.camsim import CameraSimulator
 from tests.fixtures.service import USER_PASSWORD, VideohubService
@@ -195,3 +195,46 @@ def test_a_black_camera_tile_says_so_until_it_recovers(
     camsim.set_pattern(mount, "clock")
     expect(badge).to_be_hidden(timeout=30_000)
     expect(tile(browser_page, 0)).to_have_attribute("data-health", "")
+
+
+def test_pointing_at_a_preset_warms_its_cameras_before_the_recall(
+    service: VideohubService,
+    camsim: CameraSimulator,
+    new_page: Callable[[], Page],
+    cleanup: Callable[[str], str],
+) -> None:
+    mount = camsim.fresh_mount(SMALL)
+    keep_running(service, camsim, mount, cleanup)
+    suffix = uuid.uuid4().hex[:6]
+    cameras = [cleanup(f"ps-preset{suffix}-{i}") for i in range(2)]
+    for i, camera in enumerate(cameras):
+        service.create_camera(camera, camsim.rtsp_url(mount, {"cam": f"p{i}"}), mode="on_demand")
+    wall = f"w-preset-{suffix}"
+    put_wall(service, wall, {"layout": "4", "tiles": []})
+    tiles = [{"camera_id": c, "stream": "sub"} for c in cameras]
+    service.call(
+        "POST",
+        "/api/presets",
+        json={"name": f"防汛{suffix}", "wall": {"layout": "4", "tiles": tiles}},
+        expect=201,
+    )
+    console = new_page()
+    display = new_page()
+    open_console(console, service, "wall_op", wall)
+    open_display(display, service, wall)
+    assert all(ingest(service, c)["state"] == "idle" for c in cameras)
+    # The operator points at 调用: the preset's on_demand cameras start, before any recall.
+    recall = console.locator("#preset-list li", has_text=f"防汛{suffix}").locator("button.recall")
+    recall.hover()
+    deadline = time.monotonic() + 15
+    while not all(
+        ingest(service, c)["state"] == "streaming" and ingest(service, c)["gop_packets"] for c in cameras
+    ):
+        assert time.monotonic() < deadline, [ingest(service, c) for c in cameras]
+        time.sleep(0.2)
+    watched = [s for s in service.call("GET", "/api/sessions") if s["camera_id"] in cameras]
+    assert watched == []  # held, not watched
+    recall.click()
+    for index, camera in enumerate(cameras):
+        wait_playing(display, index, camera)
+        wait_playing(console, index, camera)
