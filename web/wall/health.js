@@ -64,8 +64,9 @@ export function healthLabel(row) {
   return reasons.length ? reasons.join(" · ") : t("tilehealth.degraded");
 }
 
-// Health of the cameras on the wall: loaded once, then kept current from /ws health transitions
-// (reloaded after a reconnect, for what was missed). `onChange(cameraId)` is called per change.
+// Health of the cameras that are degraded or offline: loaded once, then kept current from /ws health
+// transitions (reloaded after a reconnect, for what was missed). `onChange(cameraId)` is called per
+// change (null: everything may have changed).
 export class WallHealth {
   constructor(onChange) {
     this.rows = new Map(); // camera id → {state, reasons}
@@ -84,7 +85,12 @@ export class WallHealth {
   async load() {
     let rows;
     try {
-      rows = await api.get("/api/health/cameras");
+      // Only what a tile labels: a wall of 10,000 registered cameras need not load them all.
+      const [degraded, offline] = await Promise.all([
+        api.get("/api/health/cameras?state=degraded"),
+        api.get("/api/health/cameras?state=offline"),
+      ]);
+      rows = [...degraded, ...offline];
     } catch {
       return; // health not running, or the store away: tiles show no health label meanwhile
     }
