@@ -7,6 +7,7 @@ Real parts: a private ``videohub serve`` (fast probes, fast health holds, on_dem
   live after each switch, the next page's streams were already streaming before it, and the warm-up
   viewers are gone once the tour has moved on.
 - A camera whose picture turns black shows 黑屏 on its tile, and the label goes when it recovers.
+- Pointing at a preset's 调用 button starts its on_demand cameras (held, not watched) before the recall.
 Simulator mounts are shared (several cameras per mount, ``?cam=N``) and small (320×180, 10 fps); each
 mount also feeds one always_on camera, so its encoder runs like a real camera's and a cold start
 waits for the next keyframe.
