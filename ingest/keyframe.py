@@ -10,6 +10,7 @@ demuxed stream's own context and share ``small_bgr``.
 from __future__ import annotations
 
 import asyncio
+from fractions import Fraction
 
 import av
 import av.error
@@ -22,6 +23,8 @@ BgrImage = npt.NDArray[np.uint8]
 """A picture as an (height, width, 3) BGR array, as OpenCV takes it."""
 
 _CODECS = {"h264": "h264", "h265": "hevc", "hevc": "hevc"}
+JPEG_QUALITY = 6
+"""MJPEG qscale (2 best … 31 worst): about 25 KiB for a 640×360 street scene."""
 
 
 class UndecodableKeyframe(Exception):
@@ -65,6 +68,36 @@ def decode_keyframe(packet: Packet, width: int = 160) -> BgrImage | None:
         return small_bgr(decode_frame(packet), width)
     except UndecodableKeyframe:
         return None
+
+
+def decode_keyframe_picture(
+    packet: Packet, width: int = 160, picture_width: int | None = None
+) -> tuple[BgrImage | None, bytes | None]:
+    """``decode_keyframe``, plus (with ``picture_width``) the same decoded picture as a JPEG at most
+    that wide (the wall's latest picture, ``videohub.hub.latest``): one decode for both."""
+    try:
+        frame = decode_frame(packet)
+    except UndecodableKeyframe:
+        return None, None
+    jpeg = frame_jpeg(frame, picture_width) if picture_width else None
+    return small_bgr(frame, width), jpeg
+
+
+def frame_jpeg(frame: av.VideoFrame, width: int, quality: int = JPEG_QUALITY) -> bytes:
+    """A decoded picture as a JPEG at most ``width`` wide (blocking: call it in a worker thread)."""
+    out_w = min(width, frame.width) // 2 * 2
+    out_h = max(2, round(frame.height * out_w / frame.width) // 2 * 2)
+    encoder = av.CodecContext.create("mjpeg", "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    encoder.width, encoder.height = out_w, out_h
+    encoder.pix_fmt = "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"qmin": str(quality), "qmax": str(quality)}
+    picture = frame.reformat(width=out_w, height=out_h, format="yuvj420p")
+    picture.pts = 0
+    data = b"".join(bytes(p) for p in encoder.encode(picture))
+    data += b"".join(bytes(p) for p in encoder.encode(None))
+    return data
 
 
 async def decode_keyframe_async(packet: Packet, width: int = 160) -> BgrImage | None:

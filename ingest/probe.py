@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import av
 
 from ingest.errors import Reason, classify
-from ingest.keyframe import BgrImage, small_bgr
+from ingest.keyframe import BgrImage, frame_jpeg, small_bgr
 from ingest.netpolicy import NetworkPolicy
 from ingest.source import Login, SourceOptions, Transport, open_options, target_url
 from ingest.url import UrlError
@@ -33,6 +33,8 @@ class ProbeResult:
     codec: str | None = None
     width: int | None = None
     height: int | None = None
+    jpeg: bytes | None = None
+    """The keyframe as a JPEG for the wall's latest picture, when asked for (``picture_width``)."""
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,7 @@ def probe(
     login: Login | None = None,
     policy: NetworkPolicy | None = None,
     allow_files: bool = True,
+    picture_width: int | None = None,
 ) -> ProbeResult:
     """Open ``url``, return the first decodable keyframe downscaled to ``width``; never raises.
 
@@ -67,6 +70,9 @@ def probe(
     ``timeout`` is one deadline for the whole probe: connect, RTSP handshake and the wait for a
     keyframe. The thread is back by ``timeout + SILENCE_SECONDS`` whatever the camera does, even
     when packets keep arriving (audio only, or video without a keyframe).
+
+    With ``picture_width``, the decoded keyframe is also returned as a JPEG that wide (at most):
+    the wall shows it while a cold camera starts (``videohub.hub.latest``), without a second decode.
     """
     started = time.monotonic()
     try:
@@ -128,6 +134,7 @@ def probe(
             if not packet.is_keyframe:
                 continue
             for frame in ctx.decode(packet):
+                jpeg = frame_jpeg(frame, picture_width) if picture_width else None
                 return ProbeResult(
                     small_bgr(frame, width),
                     None,
@@ -135,6 +142,7 @@ def probe(
                     ctx.name,
                     frame.width,
                     frame.height,
+                    jpeg,
                 )
         return failed("timeout")
     except Exception as exc:

@@ -52,6 +52,7 @@ async def test_build_services_builds_every_part_in_dependency_order(settings: Se
     svc = build_services(settings, store)
     assert [type(p).__name__ for p in svc.parts()] == [
         "FeedManager",
+        "WarmHolds",
         "SessionManager",
         "RightsSweep",
         "AlertService",

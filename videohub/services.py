@@ -20,7 +20,9 @@ from videohub.audit import AuditLog
 from videohub.health.hubview import FeedManagerView
 from videohub.health.monitor import HealthMonitor
 from videohub.hub.follower import RegistryFollower, RegistryListener
+from videohub.hub.latest import LatestPictures, PictureSink
 from videohub.hub.manager import FeedManager
+from videohub.hub.warm import WarmHolds
 from videohub.live import LiveHub
 from videohub.registry import CameraRegistry, RegistryLimits
 from videohub.settings import Settings
@@ -61,7 +63,12 @@ class Services:
     audit: AuditLog
     live: LiveHub
     """The /ws clients' live events (one Redis pub/sub for the process)."""
+    pictures: LatestPictures
+    """The latest picture per camera stream in Redis: written by probes, health samples and
+    snapshots, read by wall tiles before their live picture arrives."""
     hub: FeedManager | None = None
+    warm: WarmHolds | None = None
+    """Warm-up holds on the hub's feeds (tours, presets); present with the hub."""
     sessions: SessionManager | None = None
     rights: RightsSweep | None = None
     alerts: AlertService | None = None
@@ -74,6 +81,7 @@ class Services:
         """The parts to start after the live hub, in dependency order (the lifespan stops them in reverse)."""
         running: list[Part | None] = [
             self.hub,
+            self.warm,
             self.sessions,
             self.rights,
             self.alerts,
@@ -108,7 +116,8 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
     registry = build_registry(settings, store)
     users = UserStore(redis, settings.auth, settings.line_ids)
     audit = AuditLog(redis, settings.audit.retention_days)
-    hub = sessions = rights = alerts = health = None
+    pictures = LatestPictures(redis)
+    hub = warm = sessions = rights = alerts = health = None
     if parts.hub:
         hub = FeedManager(
             settings.ingest,
@@ -116,6 +125,7 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
             policy=registry.network_policy,
             allow_files=settings.demo.allow_test_sources,
         )
+        warm = WarmHolds(hub)
     if parts.whep and hub is not None:
         sessions = SessionManager(settings.webrtc, hub, on_session_end=audit_hook(audit))
         rights = RightsSweep(users, registry, sessions, parts.rights_interval)
@@ -123,7 +133,15 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         directory = Directory.from_settings(settings, registry)  # camera and line names for messages
         alerts = AlertService(redis, settings.alerts, prefix=PREFIX, directory=directory)
         view = FeedManagerView(hub) if hub is not None else None
-        health = HealthMonitor(settings.health, registry, alerts, redis, hub=view, prefix=PREFIX)
+        health = HealthMonitor(
+            settings.health,
+            registry,
+            alerts,
+            redis,
+            hub=view,
+            prefix=PREFIX,
+            pictures=PictureSink(pictures, view),
+        )
     listeners: list[RegistryListener] = [hub] if hub is not None else []
     if health is not None and settings.health.enabled:
         listeners.append(health)
@@ -137,7 +155,9 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         users=users,
         audit=audit,
         live=LiveHub(store, settings.ws),
+        pictures=pictures,
         hub=hub,
+        warm=warm,
         sessions=sessions,
         rights=rights,
         alerts=alerts,

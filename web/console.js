@@ -7,6 +7,7 @@ import { mountNav } from "/web/common/nav.js";
 import { toast } from "/web/common/toast.js";
 import { LiveSocket } from "/web/common/ws.js";
 import { LAYOUTS, TILE_COUNT, WallView } from "/web/wall.js";
+import { armPresetWarmUp } from "/web/wall/presetwarm.js"; // issue 16: recall lands on warm feeds
 
 registerStrings({
   "zh-CN": {
@@ -397,6 +398,8 @@ $("tour-start").addEventListener("click", () => {
 });
 
 // ---- presets ---------------------------------------------------------------------------------
+
+armPresetWarmUp($("preset-list"));
 
 async function renderPresets() {
   const presets = await api.get("/api/presets");

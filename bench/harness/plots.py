@@ -100,6 +100,30 @@ def ttff(groups: dict[str, list[Line]], out_dir: Path) -> str | None:
     return _save(fig, out_dir, "perf_ttff.png")
 
 
+def wall(lines: list[Line], out_dir: Path) -> str | None:
+    """Issue 16: cold tile → latest picture vs live video, and tour switch → live on all tiles."""
+    rows: list[tuple[str, float, float]] = []
+    for x in lines:
+        if x.get("mode") == "cold_picture":
+            rows.append(("cold tile:\nlatest picture", x["p50_ms"], x["p95_ms"]))
+            rows.append(("cold tile:\nlive video", x["live"]["p50_ms"], x["live"]["p95_ms"]))
+        elif x.get("mode") == "tour_switch":
+            rows.append((f"tour switch:\nall {x['tiles']} tiles live", x["p50_ms"], x["p95_ms"]))
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    idx = range(len(rows))
+    ax.bar([i - 0.2 for i in idx], [r[1] for r in rows], 0.4, label="p50")
+    ax.bar([i + 0.2 for i in idx], [r[2] for r in rows], 0.4, label="p95")
+    ax.axhline(300, color="grey", linestyle="--", label="goal 300 ms")
+    ax.set_yscale("log")
+    ax.set_xticks(list(idx), [r[0] for r in rows], fontsize=8)
+    ax.set_ylabel("ms (log)")
+    ax.set_title("Wall in Chromium: picture at once, tours on warm feeds")
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, out_dir, "perf_wall.png")
+
+
 def steady(lines: list[Line], out_dir: Path) -> str | None:
     runs = [x for x in lines if x.get("samples")]
     if not runs:
@@ -178,6 +202,7 @@ def draw(latest: dict[str, list[Line]], out_dir: Path) -> list[tuple[str, str]]:
             "time to first frame",
         ),
         (steady(latest.get("steady", []), out_dir), "steady-state RSS and fds"),
+        (wall(latest.get("wall_chromium", []), out_dir), "wall: cold picture and tour switch"),
     ]
     for name, alt in made:
         if name is not None:

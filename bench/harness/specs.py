@@ -70,6 +70,15 @@ SPECS: list[Spec] = [
         [["--runs", "2", "--gop", "2"]],
         heavy=True,
     ),
+    Spec(
+        # Issue 16: a cold camera's latest picture, and tour switches onto feeds opened early.
+        "wall_chromium",
+        "wall_chromium.py",
+        [["--runs", "10", "--switches", "10", "--gop", "4"]],
+        [["--runs", "3", "--switches", "2", "--gop", "4"]],
+        quick_timeout_s=150,
+        heavy=True,
+    ),
     Spec("alert_latency", "alert_latency.py", [[]], [["--cameras", "1", "--rounds", "2"]]),
     Spec(
         "diagnosis_cpu",

@@ -1,7 +1,8 @@
 """FastAPI dependencies shared by every router: the services container, its optional parts and the caller.
 
-One typed dependency per optional part (``HubDep``, ``SessionsDep``, ``MonitorDep``, ``AlertsDep``)
-answers 503 when the part is not running; routers take the part, never ``svc.<part>`` with a guard.
+One typed dependency per optional part (``HubDep``, ``WarmDep``, ``SessionsDep``, ``MonitorDep``,
+``AlertsDep``) answers 503 when the part is not running; routers take the part, never
+``svc.<part>`` with a guard.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from videohub.alerts.service import AlertService
 from videohub.errors import Unauthorized, Unavailable
 from videohub.health.monitor import HealthMonitor
 from videohub.hub.manager import FeedManager
+from videohub.hub.warm import WarmHolds
 from videohub.models import Camera, User
 from videohub.policy import check_camera_visible
 from videohub.services import Services
@@ -36,6 +38,12 @@ def hub(svc: ServicesDep) -> FeedManager:
     return svc.hub
 
 
+def warm(svc: ServicesDep) -> WarmHolds:
+    if svc.warm is None:
+        raise Unavailable("ingest is not running on this worker")
+    return svc.warm
+
+
 def sessions(svc: ServicesDep) -> SessionManager:
     if svc.sessions is None:
         raise Unavailable("WHEP playback is not running on this worker")
@@ -55,6 +63,7 @@ def alerts(svc: ServicesDep) -> AlertService:
 
 
 HubDep = Annotated[FeedManager, Depends(hub)]
+WarmDep = Annotated[WarmHolds, Depends(warm)]
 SessionsDep = Annotated[SessionManager, Depends(sessions)]
 MonitorDep = Annotated[HealthMonitor, Depends(monitor)]
 AlertsDep = Annotated[AlertService, Depends(alerts)]

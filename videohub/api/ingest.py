@@ -8,6 +8,7 @@ error text: admin and maintenance keep that detail.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -84,4 +85,6 @@ async def camera_snapshot(
             status_code=503,
             headers={"Retry-After": str(exc.retry_after)},
         )
+    # The wall's latest picture, from the decode just done.
+    await svc.pictures.put(camera, stream, jpeg, time.time(), "snapshot")
     return Response(content=jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

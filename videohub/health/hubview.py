@@ -30,6 +30,11 @@ class FeedManagerView:
                 return name, fs.ingest
         return None
 
+    def sampled_stream(self, camera_id: str) -> str | None:
+        """The stream whose keyframes ``latest_keyframe`` gives (None when none is pulled)."""
+        picked = self._pick(camera_id)
+        return None if picked is None else picked[0]
+
     def stream_stats(self, camera_id: str) -> StatsSnapshot | None:
         picked = self._pick(camera_id)
         return None if picked is None else picked[1]

@@ -36,10 +36,11 @@ from videohub.health.alerting import AlertReconciler
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
 from videohub.health.persistence import HealthStore
-from videohub.health.prober import PROBE_GRACE_SECONDS, Prober, ProbeScheduler
+from videohub.health.prober import PROBE_GRACE_SECONDS, Prober, ProbeScheduler, probed_stream
 from videohub.health.sampler import KeyframeSampler
 from videohub.health.state import Observed, StreamHealth, Transition
 from videohub.health.tracker import Tracked, observe_stats
+from videohub.hub.latest import PictureSink
 from videohub.models import Camera, RegistryChange
 from videohub.registry import CameraRegistry
 from videohub.settings.health import HealthSettings
@@ -81,6 +82,7 @@ class HealthMonitor(Part):
         prefix: str = "vh:",
         clock: Callable[[], float] = time.time,
         prober: Prober | None = None,
+        pictures: PictureSink | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -91,8 +93,17 @@ class HealthMonitor(Part):
         self.store = HealthStore(redis, prefix)
         self.cameras: dict[str, Tracked] = {}
         self._redis_slots = asyncio.Semaphore(16)
-        self.sampler = KeyframeSampler(settings.diagnosis.width, clock)
-        self.probes = ProbeScheduler(settings, registry, clock, prober=prober, redis_slots=self._redis_slots)
+        # Keyframes decoded here also give the wall its latest picture (``videohub.hub.latest``).
+        self.pictures = pictures
+        self.sampler = KeyframeSampler(settings.diagnosis.width, clock, pictures)
+        self.probes = ProbeScheduler(
+            settings,
+            registry,
+            clock,
+            prober=prober,
+            redis_slots=self._redis_slots,
+            picture_width=pictures.width if pictures is not None else None,
+        )
         self._tasks = TaskOwner("health")
         self._closing = CloseOnce()
         # One per kind of Redis work: an outage is a few lines each, not one per camera and tick.
@@ -248,6 +259,8 @@ class HealthMonitor(Part):
         if result.frame is None:
             await self.apply(t, "offline", (result.error or "error",))
             return
+        if self.pictures is not None:
+            await self.pictures.probed(t.camera, probed_stream(t.camera), result.jpeg)
         diagnosis = await self.sampler.diagnose_frame(t, result.frame)
         await self.apply(t, "degraded" if diagnosis.reasons else "online", diagnosis.reasons)
 

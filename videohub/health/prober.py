@@ -47,8 +47,11 @@ class ProbeScheduler:
         *,
         prober: Prober | None = None,
         redis_slots: asyncio.Semaphore | None = None,
+        picture_width: int | None = None,
     ) -> None:
         self.settings = settings
+        self.picture_width = picture_width
+        """With a width, probes also return their keyframe as a JPEG (the wall's latest picture)."""
         self.registry = registry
         self.clock = clock
         self.prober: Prober = prober or self.probe_camera
@@ -116,6 +119,7 @@ class ProbeScheduler:
             login=login,
             policy=self.registry.network_policy,
             allow_files=self.registry.allow_test_sources,
+            picture_width=self.picture_width,
         )
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 

@@ -11,11 +11,12 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from ingest.keyframe import decode_keyframe
+from ingest.keyframe import decode_keyframe_picture
 from ingest.packet import Packet
 from videohub.health.diagnosis import Diagnosis
 from videohub.health.metrics import Frame
 from videohub.health.tracker import Tracked
+from videohub.hub.latest import PictureSink
 
 DECODE_SLOTS = 2
 
@@ -27,9 +28,11 @@ class KeyframeSource(Protocol):
 class KeyframeSampler:
     """Decodes and diagnoses keyframes off the loop; records the diagnosis on the camera's ``Tracked``."""
 
-    def __init__(self, width: int, clock: Callable[[], float]) -> None:
+    def __init__(self, width: int, clock: Callable[[], float], pictures: PictureSink | None = None) -> None:
         self.width = width
         self.clock = clock
+        self.pictures = pictures
+        """Given the same decode as a JPEG when it wants one (the wall's latest picture)."""
         self._slots = asyncio.Semaphore(DECODE_SLOTS)
 
     async def sample(self, cameras: Iterable[Tracked], hub: KeyframeSource) -> None:
@@ -43,15 +46,21 @@ class KeyframeSampler:
 
     async def diagnose_packet(self, t: Tracked, packet: Packet) -> Diagnosis | None:
         width = self.width
+        pictures = self.pictures
+        picture_width = pictures.width if pictures and pictures.wants_keyframe(t.camera.id) else None
+        jpeg: bytes | None = None
 
         def work() -> Diagnosis | None:
-            frame = decode_keyframe(packet, width)
+            nonlocal jpeg
+            frame, jpeg = decode_keyframe_picture(packet, width, picture_width)
             return None if frame is None else t.diagnoser.diagnose(frame)
 
         async with self._slots:
             result = await asyncio.to_thread(work)
         if result is not None:
             t.diagnosis, t.diagnosed_at = result, self.clock()
+        if pictures is not None and jpeg is not None:
+            await pictures.keyframe(t.camera, jpeg, packet.received)
         return result
 
     async def diagnose_frame(self, t: Tracked, frame: Frame) -> Diagnosis:
