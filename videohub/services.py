@@ -142,7 +142,7 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
             prefix=PREFIX,
             pictures=PictureSink(pictures, view),
         )
-    listeners: list[RegistryListener] = [hub] if hub is not None else []
+    listeners: list[RegistryListener] = [hub.streams] if hub is not None else []
     if health is not None and settings.health.enabled:
         listeners.append(health)
     follower = None

@@ -48,7 +48,7 @@ async def make_hub(registry: CameraRegistry) -> AsyncIterator[Callable[..., Any]
 
     async def make(**settings: Any) -> FeedManager:
         hub = FeedManager(IngestSettings(**settings), registry)
-        follower = RegistryFollower(registry, [hub], resync_interval=hub.settings.resync_interval)
+        follower = RegistryFollower(registry, [hub.streams], resync_interval=hub.settings.resync_interval)
         hubs.append((hub, follower))
         await hub.start()
         await follower.start()
