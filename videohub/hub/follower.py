@@ -66,9 +66,9 @@ class RegistryFollower(Part):
         if self._tasks.started or self._closing.started:
             return
         await self._tasks.start()
-        self._tasks.spawn(self._follow(), name="registry-follow")
-        await asyncio.sleep(0)
-        await self._resync(missed=True)
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tasks.spawn(self._follow(first), name="registry-follow")
+        await first  # the first resync, made once subscribed; raises what it raised
         self._tasks.spawn(self._resync_loop(), name="registry-resync")
 
     async def close(self) -> None:
@@ -79,9 +79,8 @@ class RegistryFollower(Part):
         for listener in self.listeners:
             await listener.resync(missed=missed)
 
-    async def _follow(self) -> None:
-        # True at first too: start()'s own resync may run before the subscription stands.
-        resync = True
+    async def _follow(self, first: asyncio.Future[None]) -> None:
+        resync = True  # the first subscription resyncs too: that is start()'s resync
 
         async def subscribed() -> None:
             # Resync only once subscribed: a change made between the resync and the resubscribe
@@ -91,6 +90,8 @@ class RegistryFollower(Part):
                 await self._resync(missed=True)
                 resync = False
                 self._follow_outage.ok()
+            if not first.done():
+                first.set_result(None)
 
         while True:
             checkpoint()
@@ -103,10 +104,14 @@ class RegistryFollower(Part):
             except asyncio.CancelledError:
                 raise
             except OUTAGE as exc:  # Redis restarting: resubscribe, then resync to cover the gap
+                if not first.done():  # start() fails as its own resync would have
+                    first.set_exception(exc)
                 self._follow_outage.failed(exc)
                 resync = True
                 await asyncio.sleep(1.0)
             except Exception as exc:  # a refused command or a listener's bug: resubscribe and resync
+                if not first.done():
+                    first.set_exception(exc)
                 log.warning("registry change feed failed (%s); resubscribing", type(exc).__name__)
                 resync = True
                 await asyncio.sleep(1.0)
