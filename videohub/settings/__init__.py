@@ -19,6 +19,7 @@ from videohub.redisurl import check_redis_url
 from videohub.resources import default_config_path
 from videohub.settings.alerts import AlertSettings
 from videohub.settings.audit import AuditSettings
+from videohub.settings.cluster import ClusterSettings
 from videohub.settings.core import AuthSettings, DemoSettings, LineSettings, ServerSettings
 from videohub.settings.health import HealthSettings
 from videohub.settings.ingest import IngestSettings
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     )
     ws: WsSettings = Field(default_factory=WsSettings, description="Bounds of the /ws live-event sockets.")
     audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit trail.")
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings, description="Workers sharing the cameras through Redis leases."
+    )
 
     @field_validator("redis_url")
     @classmethod
