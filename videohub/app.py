@@ -41,8 +41,10 @@ from videohub.api import (
     warm,
     web,
     whep,
+    workers,
     ws,
 )
+from videohub.cluster.view import ClusterView
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
 from videohub.http.admission import RequestAdmission
 from videohub.http.bodies import BodyLimits
@@ -151,12 +153,14 @@ def build_app(
     *,
     store: Store | None = None,
     parts: Parts | None = None,
+    cluster: ClusterView | None = None,
 ) -> FastAPI:
     """The whole service as an ASGI app.
 
     ``store`` injects an open Store (tests share one Valkey); without it the lifespan opens one from
     settings (external Redis or the embedded Valkey) and closes it at shutdown. ``parts`` names the
-    optional parts that run (all by default: Feed hub, WHEP, health and alerts).
+    optional parts that run (all by default: Feed hub, WHEP, health and alerts). ``cluster``: the
+    workers this one shares the cameras with (None: this process serves everything).
     """
 
     @asynccontextmanager
@@ -167,7 +171,7 @@ def build_app(
             if own_store:
                 stack.push_async_callback(active.close)
                 await stack.enter_async_context(active.supervised(settings.store.watchdog_interval_seconds))
-            svc = build_services(settings, active, parts)
+            svc = build_services(settings, active, parts, cluster)
             stack.callback(svc.users.close)  # the password threads
             await stack.enter_async_context(svc.live)
             app.state.services = svc
@@ -214,6 +218,7 @@ def build_app(
         health,
         alerts,
         metrics,
+        workers,
         walls,
         ws,
         web,

@@ -17,6 +17,8 @@ from videohub.aio import Part
 from videohub.alerts.channels import Directory
 from videohub.alerts.service import AlertService
 from videohub.audit import AuditLog
+from videohub.cluster.routing import Router
+from videohub.cluster.view import ClusterView
 from videohub.health.hubview import FeedManagerView
 from videohub.health.monitor import HealthMonitor
 from videohub.hub.follower import RegistryFollower, RegistryListener
@@ -76,10 +78,16 @@ class Services:
     """Present with ``Parts.health``; it runs only with ``health.enabled`` (the API reads it either way)."""
     follower: RegistryFollower | None = None
     """The one registry change follower the hub and the running health monitor subscribe to."""
+    cluster: ClusterView | None = None
+    """The workers sharing the cameras (``videohub.cluster``); None in one plain process, which serves
+    everything itself."""
+    router: Router | None = None
+    """Forwards requests to the worker that serves them; present with ``cluster``."""
 
     def parts(self) -> list[Part]:
         """The parts to start after the live hub, in dependency order (the lifespan stops them in reverse)."""
         running: list[Part | None] = [
+            self.router,
             self.hub,
             self.warm,
             self.sessions,
@@ -107,8 +115,11 @@ def build_registry(settings: Settings, store: Store) -> CameraRegistry:
     )
 
 
-def build_services(settings: Settings, store: Store, parts: Parts | None = None) -> Services:
-    """Every part of the service, in dependency order; nothing is started yet."""
+def build_services(
+    settings: Settings, store: Store, parts: Parts | None = None, cluster: ClusterView | None = None
+) -> Services:
+    """Every part of the service, in dependency order; nothing is started yet. ``cluster``: the
+    workers this one shares the cameras with (None: one process serves everything)."""
     parts = parts if parts is not None else Parts.all()
     if parts.whep and not parts.hub:
         raise ValueError("WHEP needs the Feed hub: Parts(whep=True) needs hub=True")
@@ -163,4 +174,6 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         alerts=alerts,
         health=health,
         follower=follower,
+        cluster=cluster,
+        router=Router(cluster) if cluster is not None else None,
     )

@@ -1,0 +1,129 @@
+"""``GET /api/workers``: the worker processes serving this service, as their heartbeats describe them.
+
+Readable by admin, maintenance and operator (an operator sees where a wall's cameras play from); a
+line admin is 403: the list maps the whole deployment. In a cluster the rows are the live workers of
+``Cluster.workers()`` (refreshed every heartbeat) and ``state`` turns ``lost`` once a heartbeat is
+older than ``cluster.heartbeat_ttl_ms``; one plain process lists itself, with its counters read now.
+Internal addresses are listed (they are what an operator needs to reach a worker); the cluster
+secret never is.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from videohub.api.deps import CurrentUser, ServicesDep
+from videohub.cluster.view import CpuMeter, WorkerView, local_worker_id
+from videohub.policy import check_role
+from videohub.services import Services
+
+router = APIRouter(tags=["operations"])
+
+_STARTED = time.time()
+_CPU = CpuMeter()
+
+
+class WorkerOut(BaseModel):
+    id: str
+    role: str = Field(description="all, api or worker.")
+    host: str
+    pid: int
+    address: str = Field(description="Internal HTTP base URL (empty for one plain process).")
+    media_host: str = Field(description="The host its ICE candidates advertise.")
+    capacity: float
+    cameras: int = Field(description="Camera streams it ingests now.")
+    viewers: int = Field(description="Its live WHEP sessions.")
+    cpu: float = Field(description="Percent of one core over its last heartbeat interval.")
+    heartbeat_at: float = Field(description="Its last heartbeat (Unix seconds).")
+    heartbeat_age_seconds: float
+    started_at: float
+    state: Literal["live", "lost"] = Field(description="lost once the heartbeat is older than its TTL.")
+    me: bool = Field(description="The worker that answered this request.")
+
+
+@dataclass(frozen=True)
+class _Local:
+    """This one process, described as a worker's heartbeat would (``WorkerView``)."""
+
+    id: str
+    role: str
+    host: str
+    pid: int
+    address: str
+    media_host: str
+    capacity: float
+    started_at: float
+    heartbeat_at: float
+    cameras: int
+    viewers: int
+    cpu: float
+
+
+def local_worker(svc: Services) -> WorkerView:
+    """One plain process as a worker: its counters are read now."""
+    cluster = svc.settings.cluster
+    cameras = 0
+    if svc.hub is not None:
+        cameras = sum(1 for entry in svc.hub.streams for r in entry.runners.values() if r.source is not None)
+    return _Local(
+        id=local_worker_id(cluster),
+        role=cluster.role,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        address="",
+        media_host=cluster.advertise_host,
+        capacity=cluster.capacity,
+        started_at=_STARTED,
+        heartbeat_at=time.time(),
+        cameras=cameras,
+        viewers=len(svc.sessions) if svc.sessions is not None else 0,
+        cpu=_CPU.read(),
+    )
+
+
+def worker_out(worker: WorkerView, *, now: float, ttl_seconds: float, me: bool) -> WorkerOut:
+    age = max(0.0, now - worker.heartbeat_at)
+    return WorkerOut(
+        id=worker.id,
+        role=worker.role,
+        host=worker.host,
+        pid=worker.pid,
+        address=worker.address,
+        media_host=worker.media_host,
+        capacity=worker.capacity,
+        cameras=worker.cameras,
+        viewers=worker.viewers,
+        cpu=round(worker.cpu, 1),
+        heartbeat_at=round(worker.heartbeat_at, 3),
+        heartbeat_age_seconds=round(age, 3),
+        started_at=round(worker.started_at, 3),
+        state="lost" if age > ttl_seconds else "live",
+        me=me,
+    )
+
+
+@router.get("/api/workers", response_model=list[WorkerOut])
+async def list_workers(user: CurrentUser, svc: ServicesDep) -> list[WorkerOut]:
+    """Every live worker (sorted by id): role, host, pid, address, capacity, load, last heartbeat."""
+    check_role(user, "admin", "maintenance", "operator")
+    now = time.time()
+    ttl = svc.settings.cluster.heartbeat_ttl_ms / 1000
+    if svc.cluster is None:
+        return [worker_out(local_worker(svc), now=now, ttl_seconds=ttl, me=True)]
+    cluster = svc.cluster
+    return [
+        worker_out(w, now=now, ttl_seconds=ttl, me=cluster.is_me(w.id))
+        for w in sorted(cluster.workers(), key=lambda w: w.id)
+    ]
+
+
+def worker_id(svc: Services) -> str:
+    """The id of the worker serving this request (the label of its metrics, the ``worker`` of its rows)."""
+    return svc.cluster.me.id if svc.cluster is not None else local_worker_id(svc.settings.cluster)
