@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from videohub.aio import cancel_and_wait
 from videohub.app import build_app
 from videohub.cluster.view import WorkerView
 from videohub.services import Parts, Services
@@ -30,6 +32,7 @@ from videohub.settings import Settings
 from videohub.settings.cluster import ClusterSettings
 from videohub.store import Store
 
+T = TypeVar("T")
 SECRET = "cluster-secret-0123456789abcdef"
 SECRET_STR = SecretStr(SECRET)
 
@@ -61,12 +64,26 @@ class Directory:
 
     workers: dict[str, Worker] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    silent: set[str] = field(default_factory=set)
+    """Workers whose heartbeat stopped (as a paused process's), though they still serve."""
 
     def own(self, camera_id: str, worker_id: str, stream: str = "main") -> None:
         self.owners[(camera_id, stream)] = worker_id
 
     def beat(self, worker_id: str, **counters: Any) -> None:
         self.workers[worker_id] = replace(self.workers[worker_id], heartbeat_at=time.time(), **counters)
+
+
+BEAT_SECONDS = 0.5
+
+
+async def _heartbeats(directory: Directory, nodes: list[Node]) -> None:
+    """Each serving node's record beats, as the cluster core's heartbeat does (every second there)."""
+    while True:
+        for node in nodes:
+            if not node.task.done() and node.id in directory.workers and node.id not in directory.silent:
+                directory.beat(node.id)
+        await asyncio.sleep(BEAT_SECONDS)
 
 
 class DirectoryCluster:
@@ -158,4 +175,68 @@ async def cluster_nodes(
             node = Node(worker_id, app, server, address, task)
             stack.push_async_callback(node.stop)
             nodes.append(node)
+        beats = asyncio.create_task(_heartbeats(directory, nodes))
+        stack.push_async_callback(cancel_and_wait, beats)
         yield directory, nodes
+
+
+class ThreadedCluster:
+    """``cluster_nodes`` on a loop of its own thread, for sync Playwright tests (which keep the main
+    thread's loop): ``start()`` returns once every node serves; ``run(fn)`` calls ``fn`` on that loop
+    (the ``Directory`` is read there); ``close()`` stops the nodes and the loop."""
+
+    def __init__(self, redis_url: str, data_dir: Any, base: Settings, ids: list[str], **cluster: Any) -> None:
+        self.redis_url = redis_url
+        self.data_dir = data_dir
+        self.base = base
+        self.ids = ids
+        self.cluster = cluster
+        self.loop = asyncio.new_event_loop()
+        self.directory: Directory | None = None
+        self.nodes: list[Node] = []
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="cluster-nodes", daemon=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the cluster nodes did not start")
+        if self._failed is not None:
+            raise self._failed
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start()
+            self._failed = exc
+            self._ready.set()
+        finally:
+            self.loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        store = await Store.open(self.redis_url, self.data_dir)
+        try:
+            await store.redis.flushdb()
+            parts = Parts(hub=True, whep=True)
+            async with cluster_nodes(self.base, store, self.ids, parts, **self.cluster) as (directory, nodes):
+                self.directory, self.nodes = directory, nodes
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            await store.redis.flushdb()
+            await store.close()
+
+    def run(self, fn: Callable[[], T]) -> T:
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def close(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)

@@ -302,6 +302,7 @@ async def test_workers_list_both_and_the_one_that_answered(pair: Pair) -> None:
         assert rows["w2"]["address"] == pair.owner.address and rows["w2"]["state"] == "live"
         assert SECRET not in listed.text
         assert (await http.get("/api/workers", headers=pair.auth("ps_admin"))).status_code == 403
+        pair.directory.silent.add("w2")  # its heartbeat stops (a paused process)
         pair.directory.workers["w2"] = replace(pair.directory.workers["w2"], heartbeat_at=time.time() - 10)
         stale = {
             row["id"]: row for row in (await http.get("/api/workers", headers=pair.auth("admin"))).json()
