@@ -44,27 +44,27 @@ from videohub.api import (
     workers,
     ws,
 )
-from videohub.cluster.view import ClusterView
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
 from videohub.http.admission import RequestAdmission
 from videohub.http.bodies import BodyLimits
-from videohub.services import Parts, Services, build_services
+from videohub.services import Parts, build_services
 from videohub.settings import Settings
 from videohub.store import OutageLog, Store
+from videohub.users import UserStore
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_admin(svc: Services) -> None:
+async def ensure_admin(settings: Settings, users: UserStore) -> None:
     """Create user ``admin`` at first start (VIDEOHUB_ADMIN_PASSWORD, else a random one printed once)."""
-    if await svc.users.has_admin():
+    if await users.has_admin():
         return
-    if svc.settings.admin_password is not None:
-        await svc.users.create("admin", svc.settings.admin_password.get_secret_value(), "admin")
+    if settings.admin_password is not None:
+        await users.create("admin", settings.admin_password.get_secret_value(), "admin")
         log.info("created user admin from VIDEOHUB_ADMIN_PASSWORD")
         return
     password = secrets.token_urlsafe(12)
-    await svc.users.create("admin", password, "admin")
+    await users.create("admin", password, "admin")
     # Printed to the terminal once, deliberately not through logging (logs never carry secrets).
     print(f"videohub: created user 'admin' with password: {password}", file=sys.stderr, flush=True)
 
@@ -153,14 +153,12 @@ def build_app(
     *,
     store: Store | None = None,
     parts: Parts | None = None,
-    cluster: ClusterView | None = None,
 ) -> FastAPI:
     """The whole service as an ASGI app.
 
     ``store`` injects an open Store (tests share one Valkey); without it the lifespan opens one from
     settings (external Redis or the embedded Valkey) and closes it at shutdown. ``parts`` names the
-    optional parts that run (all by default: Feed hub, WHEP, health and alerts). ``cluster``: the
-    workers this one shares the cameras with (None: this process serves everything).
+    optional parts that run (all by default: Feed hub, WHEP, health and alerts).
     """
 
     @asynccontextmanager
@@ -171,11 +169,11 @@ def build_app(
             if own_store:
                 stack.push_async_callback(active.close)
                 await stack.enter_async_context(active.supervised(settings.store.watchdog_interval_seconds))
-            svc = build_services(settings, active, parts, cluster)
+            svc = build_services(settings, active, parts)
             stack.callback(svc.users.close)  # the password threads
             await stack.enter_async_context(svc.live)
             app.state.services = svc
-            await ensure_admin(svc)
+            await ensure_admin(settings, svc.users)
             await svc.registry.migrate()  # records of older versions, before ingest reads them
             for part in svc.parts():  # ingest first, then what reads it; left in reverse
                 await stack.enter_async_context(part)

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.apiclient import Api
-from videohub.cluster.view import local_worker_id
+from videohub.api.workers import worker_id
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ async def test_one_process_lists_itself(api: Api) -> None:
     rows = (await api.client.get("/api/workers", headers=api.auth("admin"))).json()
     assert len(rows) == 1
     row = rows[0]
-    assert row["id"] == local_worker_id(api.app.state.services.settings.cluster)
+    assert row["id"] == worker_id(api.app.state.services)
     assert (row["pid"], row["host"], row["state"], row["me"]) == (
         os.getpid(),
         socket.gethostname(),
@@ -41,7 +41,7 @@ async def test_one_process_lists_itself(api: Api) -> None:
 
 async def test_every_metric_sample_names_the_worker(api: Api) -> None:
     text = (await api.client.get("/metrics", headers=api.auth("admin"))).text
-    worker = local_worker_id(api.app.state.services.settings.cluster)
+    worker = worker_id(api.app.state.services)
     samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     assert len(samples) > 20
     assert {s.labels.get("worker") for s in samples} == {worker}

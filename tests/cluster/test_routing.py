@@ -9,16 +9,17 @@ is 503 + Retry-After, never 500; the internal headers are trusted only with the 
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.apiclient import ADMIN_PASSWORD, PASSWORD, camera_body, login
-from tests.cluster.nodes import SECRET, Directory, Node, cluster_nodes
+from tests.cluster.nodes import SECRET, Node, cluster_nodes, wait_for
 from tests.conftest import make_settings
 from tests.fixtures.camsim import CameraSimulator
 from tests.webrtc.viewer import Viewer
@@ -28,17 +29,19 @@ from videohub.store import Store
 
 pytestmark = pytest.mark.media
 
-CAMERA = "cam-routed"
+CAMERAS = [f"cam-r{i}" for i in range(12)]
 SIZE = (640, 360)
 
 
 @dataclass
 class Pair:
-    """Worker w1 (the entry point the clients talk to) and w2 (the camera's owner)."""
+    """Two workers: ``entry`` (the one the clients talk to) and ``owner``, which serves ``camera``
+    (placement chose it); ``entry`` itself serves ``local_camera``."""
 
-    directory: Directory
     entry: Node
     owner: Node
+    camera: str
+    local_camera: str
     tokens: dict[str, str]
 
     def auth(self, who: str) -> dict[str, str]:
@@ -53,10 +56,7 @@ class Pair:
 async def _pair(store: Store, camsim: CameraSimulator, routing: str) -> AsyncIterator[Pair]:
     settings = make_settings(admin_password=ADMIN_PASSWORD, webrtc__feed_start_timeout=5.0)
     parts = Parts(hub=True, whep=True)
-    async with cluster_nodes(settings, store, ["w1", "w2"], parts, whep_routing=routing) as (
-        directory,
-        nodes,
-    ):
+    async with cluster_nodes(settings, store, ["w1", "w2"], parts, whep_routing=routing) as nodes:
         entry, owner = nodes
         async with httpx.AsyncClient(base_url=entry.address, timeout=30) as http:
             tokens = {"admin": await login(http, "admin", ADMIN_PASSWORD)}
@@ -72,11 +72,16 @@ async def _pair(store: Store, camsim: CameraSimulator, routing: str) -> AsyncIte
                 )
                 assert created.status_code == 201, created.text
                 tokens[name] = await login(http, name, PASSWORD)
-            body = camera_body(id=CAMERA, mode="on_demand")
-            body["streams"] = {"main": {"url": camsim.rtsp_url("cb", {"cam": CAMERA})}}
-            assert (await http.post("/api/cameras", json=body, headers=admin)).status_code == 201
-        directory.own(CAMERA, "w2")
-        yield Pair(directory, entry, owner, tokens)
+            for camera_id in CAMERAS:
+                body = camera_body(id=camera_id, mode="on_demand")
+                body["streams"] = {"main": {"url": camsim.rtsp_url("cb", {"cam": camera_id})}}
+                assert (await http.post("/api/cameras", json=body, headers=admin)).status_code == 201
+        # Placement (rendezvous over w1 and w2) is deterministic: pick a camera each worker serves.
+        owners = {camera_id: await entry.cluster.owner(camera_id) for camera_id in CAMERAS}
+        assert all(owners.values()), owners
+        by_worker = {w.id: c for c, w in reversed(owners.items()) if w is not None}
+        assert set(by_worker) == {"w1", "w2"}, owners
+        yield Pair(entry, owner, by_worker["w2"], by_worker["w1"], tokens)
 
 
 @pytest.fixture
@@ -91,9 +96,11 @@ async def redirecting(store: Store, camsim: CameraSimulator) -> AsyncIterator[Pa
         yield made
 
 
-async def _offer(http: httpx.AsyncClient, pair: Pair, who: str, sdp: str, **headers: str) -> httpx.Response:
+async def _offer(
+    http: httpx.AsyncClient, pair: Pair, who: str, sdp: str, camera: str | None = None, **headers: str
+) -> httpx.Response:
     sent = {**pair.auth(who), "Content-Type": "application/sdp", **headers}
-    return await http.post(f"/whep/{CAMERA}?stream=main", content=sdp, headers=sent)
+    return await http.post(f"/whep/{camera or pair.camera}?stream=main", content=sdp, headers=sent)
 
 
 def _sessions(node: Node) -> int:
@@ -117,10 +124,10 @@ async def test_whep_through_a_non_owner_plays_on_the_owner_and_delete_there_ends
             # Played from the owner's ingest; the entry point pulled nothing.
             assert _sessions(pair.owner) == 1 and _sessions(pair.entry) == 0
             entry_hub = pair.entry.services.hub
-            assert entry_hub is not None and entry_hub.stats(CAMERA)["main"].state.value == "idle"
+            assert entry_hub is not None and entry_hub.stats(pair.camera)["main"].state.value == "idle"
             owner_hub = pair.owner.services.hub
             assert owner_hub is not None
-            feed = owner_hub.feed(CAMERA)
+            feed = owner_hub.feed(pair.camera)
             assert feed is not None and feed.subscribers == 1
 
             # Another user may not end it, through either node.
@@ -142,7 +149,7 @@ async def test_redirect_mode_answers_307_with_the_owner_url(redirecting: Pair) -
             moved = await _offer(http, pair, "operator", await viewer.offer())
             assert moved.status_code == 307, moved.text
             target = moved.headers["location"]
-            assert target == f"{pair.owner.address}/whep/{CAMERA}?stream=main"
+            assert target == f"{pair.owner.address}/whep/{pair.camera}?stream=main"
             assert _sessions(pair.owner) == 0  # nothing was proxied
             # A player follows with the same method, body and token: the owner answers the offer.
             answer = await http.post(
@@ -184,12 +191,12 @@ async def test_a_forged_client_or_hop_header_without_the_secret_is_ignored(pair:
 
 
 async def test_a_dead_owner_is_503_with_retry_after_and_names_nothing_secret(pair: Pair) -> None:
-    await pair.owner.stop()  # its record stays until its heartbeat would expire
+    await pair.owner.stop_http()  # alive in the directory (it still beats), answering nothing
     async with pair.client(pair.entry) as http:
         for method, path in (
-            ("POST", f"/whep/{CAMERA}"),
-            ("GET", f"/api/cameras/{CAMERA}/ingest"),
-            ("GET", f"/api/cameras/{CAMERA}/snapshot.jpg"),
+            ("POST", f"/whep/{pair.camera}"),
+            ("GET", f"/api/cameras/{pair.camera}/ingest"),
+            ("GET", f"/api/cameras/{pair.camera}/snapshot.jpg"),
             ("DELETE", "/whep/sessions/w2.some-token"),
         ):
             headers = {**pair.auth("operator"), "Content-Type": "application/sdp"}
@@ -197,8 +204,9 @@ async def test_a_dead_owner_is_503_with_retry_after_and_names_nothing_secret(pai
             assert answer.status_code == 503, (path, answer.text)
             assert answer.headers["retry-after"] == "1"
             assert "w2" in answer.json()["detail"] and SECRET not in answer.text
-        # Once w2 is out of the directory, its sessions are gone with it.
-        del pair.directory.workers["w2"]
+        # Once w2 has left the cluster, its sessions are gone with it.
+        await pair.owner.stop()
+        await wait_for(lambda: pair.entry.cluster.worker("w2") is None, 5, "w2 leaves the directory")
         gone = await http.delete("/whep/sessions/w2.some-token", headers=pair.auth("operator"))
         assert gone.status_code == 404
 
@@ -207,36 +215,33 @@ async def test_ingest_snapshot_and_warm_are_served_by_the_owner(pair: Pair) -> N
     async with pair.client(pair.entry) as http:
         operator = pair.auth("operator")
         held = await http.post(
-            f"/api/cameras/{CAMERA}/warm", json={"stream": "main", "seconds": 20}, headers=operator
+            f"/api/cameras/{pair.camera}/warm", json={"stream": "main", "seconds": 20}, headers=operator
         )
         assert held.status_code == 200, held.text
         owner_warm, entry_warm = pair.owner.services.warm, pair.entry.services.warm
         assert owner_warm is not None and entry_warm is not None
         assert len(owner_warm) == 1 and len(entry_warm) == 0
-        snapshot = await http.get(f"/api/cameras/{CAMERA}/snapshot.jpg", headers=operator)
+        snapshot = await http.get(f"/api/cameras/{pair.camera}/snapshot.jpg", headers=operator)
         assert snapshot.status_code == 200, snapshot.text
         assert snapshot.headers["content-type"] == "image/jpeg" and snapshot.content[:2] == b"\xff\xd8"
-        ingest = await http.get(f"/api/cameras/{CAMERA}/ingest", headers=operator)
+        ingest = await http.get(f"/api/cameras/{pair.camera}/ingest", headers=operator)
         assert ingest.status_code == 200, ingest.text
         assert ingest.json()["worker"] == "w2"
         assert ingest.json()["streams"][0]["state"] in {"connecting", "streaming"}
         # The line policy holds on the way: another line's admin does not see the camera.
-        hidden = await http.get(f"/api/cameras/{CAMERA}/ingest", headers=pair.auth("safety_admin"))
+        hidden = await http.get(f"/api/cameras/{pair.camera}/ingest", headers=pair.auth("safety_admin"))
         assert hidden.status_code == 404
-        released = await http.delete(f"/api/cameras/{CAMERA}/warm?stream=main", headers=operator)
+        released = await http.delete(f"/api/cameras/{pair.camera}/warm?stream=main", headers=operator)
         assert released.status_code == 204
         assert len(owner_warm) == 0
 
 
 async def test_sessions_list_every_worker_and_name_a_missing_one(pair: Pair) -> None:
-    pair.directory.own(CAMERA, "w1")  # now w1 serves it: one session on each worker
-    viewers = [Viewer(), Viewer()]
+    viewers = [Viewer(), Viewer()]  # one session on each worker
     try:
         async with pair.client(pair.entry) as entry, pair.client(pair.owner) as owner:
-            for http, viewer in zip((entry, owner), viewers, strict=True):
-                if http is owner:
-                    pair.directory.own(CAMERA, "w2")
-                answer = await _offer(http, pair, "operator", await viewer.offer())
+            for camera, viewer in zip((pair.local_camera, pair.camera), viewers, strict=True):
+                answer = await _offer(entry, pair, "operator", await viewer.offer(), camera)
                 assert answer.status_code == 201, answer.text
             for http in (entry, owner):
                 listed = await http.get("/api/sessions", headers=pair.auth("maintenance"))
@@ -247,7 +252,7 @@ async def test_sessions_list_every_worker_and_name_a_missing_one(pair: Pair) -> 
             local = await entry.get("/api/sessions?local=1", headers=pair.auth("admin"))
             assert sorted(row["worker"] for row in local.json()) == ["w1", "w2"]
             assert (await entry.get("/api/sessions", headers=pair.auth("operator"))).status_code == 403
-            await pair.owner.stop()
+            await pair.owner.stop_http()
             partial = await entry.get("/api/sessions", headers=pair.auth("admin"))
             assert partial.status_code == 200
             assert [row["worker"] for row in partial.json()] == ["w1"]
@@ -276,7 +281,7 @@ async def test_one_scrape_covers_every_worker_each_sample_labelled(pair: Pair) -
         assert SECRET not in scraped.text and pair.tokens["admin"] not in scraped.text
         assert (await http.get("/metrics", headers=pair.auth("operator"))).status_code == 403
 
-        await pair.owner.stop()
+        await pair.owner.stop_http()
         partial = await http.get("/metrics", headers=pair.auth("admin"))
         assert partial.status_code == 200
         down = [
@@ -289,22 +294,33 @@ async def test_one_scrape_covers_every_worker_each_sample_labelled(pair: Pair) -
         assert sorted(down) == [("w1", 1.0), ("w2", 0.0)]
 
 
-async def test_workers_list_both_and_the_one_that_answered(pair: Pair) -> None:
-    pair.directory.beat("w2", cameras=3, viewers=2, cpu=12.5)
-    async with pair.client(pair.entry) as http:
-        for who in ("admin", "maintenance", "operator"):
-            listed = await http.get("/api/workers", headers=pair.auth(who))
-            assert listed.status_code == 200, listed.text
-        rows = {row["id"]: row for row in listed.json()}
-        assert list(rows) == ["w1", "w2"]
-        assert rows["w1"]["me"] and not rows["w2"]["me"]
-        assert (rows["w2"]["cameras"], rows["w2"]["viewers"], rows["w2"]["cpu"]) == (3, 2, 12.5)
-        assert rows["w2"]["address"] == pair.owner.address and rows["w2"]["state"] == "live"
-        assert SECRET not in listed.text
-        assert (await http.get("/api/workers", headers=pair.auth("ps_admin"))).status_code == 403
-        pair.directory.silent.add("w2")  # its heartbeat stops (a paused process)
-        pair.directory.workers["w2"] = replace(pair.directory.workers["w2"], heartbeat_at=time.time() - 10)
-        stale = {
-            row["id"]: row for row in (await http.get("/api/workers", headers=pair.auth("admin"))).json()
-        }
-        assert stale["w2"]["state"] == "lost" and stale["w2"]["heartbeat_age_seconds"] >= 9
+async def test_workers_list_both_with_their_load(pair: Pair) -> None:
+    viewer = Viewer()
+    try:
+        async with pair.client(pair.entry) as http:
+            answer = await _offer(http, pair, "operator", await viewer.offer())
+            assert answer.status_code == 201, answer.text
+            await viewer.accept(answer.text)
+            await viewer.frame(within=30)
+            for who in ("admin", "maintenance", "operator"):
+                listed = await http.get("/api/workers", headers=pair.auth(who))
+                assert listed.status_code == 200, listed.text
+            assert (await http.get("/api/workers", headers=pair.auth("ps_admin"))).status_code == 403
+
+            async def w2() -> dict[str, Any]:
+                rows = (await http.get("/api/workers", headers=pair.auth("admin"))).json()
+                assert [row["id"] for row in rows] == ["w1", "w2"]
+                assert rows[0]["me"] and not rows[1]["me"]
+                assert SECRET not in str(rows)
+                row: dict[str, Any] = rows[1]
+                return row
+
+            for _ in range(50):  # counted at its next heartbeat (every second)
+                if (row := await w2())["viewers"] == 1:
+                    break
+                await asyncio.sleep(0.2)
+            assert (row["viewers"], row["cameras"]) == (1, 1)
+            assert row["address"] == pair.owner.address and row["state"] == "live"
+            assert row["heartbeat_age_seconds"] < 3 and row["cpu"] >= 0
+    finally:
+        await viewer.close()

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.apiclient import Api, api_session, camera_body
 from tests.conftest import make_settings
 from videohub.alerts.service import AlertService
-from videohub.cluster.view import local_worker_id
+from videohub.api.workers import worker_id
 from videohub.services import Parts
 from videohub.store import Store
 
@@ -103,5 +103,5 @@ async def test_metrics_parse_with_prometheus_parser(api: Api) -> None:
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     assert "process_cpu_seconds" in families or "process_cpu_seconds_total" in families
     samples = [(s.labels, s.value) for s in families["videohub_alerts_open"].samples]
-    worker = local_worker_id(api.app.state.services.settings.cluster)
+    worker = worker_id(api.app.state.services)
     assert samples == [({"line": "public_security", "kind": "offline", "worker": worker}, 1.0)]

@@ -118,7 +118,7 @@ def client_address(request: Request) -> str:
     """The caller's address as the server socket saw it; for a request another node of the cluster
     forwarded (it carries the cluster secret), the address that node saw. No other header is trusted."""
     svc: Services = request.app.state.services
-    return client_ip(request, svc.cluster.secret if svc.cluster is not None else None)
+    return client_ip(request, svc.cluster)
 
 
 async def visible_camera(camera_id: str, user: CurrentUser, svc: ServicesDep) -> Camera:

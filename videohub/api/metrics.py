@@ -206,7 +206,7 @@ async def metrics(
     request: Request, svc: ServicesDep, cluster: RouterDep, local: Annotated[bool, Query()] = False
 ) -> Response:
     here = await _local_metrics(svc)
-    if cluster is None or (local and internal(request, cluster.cluster.secret)):
+    if cluster is None or (local and internal(request, cluster.cluster)):
         return _render(here)
     gathered = await cluster.gather(request, "/metrics")
     merged = Merged(here.collect())

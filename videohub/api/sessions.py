@@ -45,7 +45,7 @@ async def list_sessions(
         rows = [SessionRow(**s.model_dump(), worker=here) for s in sessions(svc).sessions()]
     else:
         rows = []  # an --role api node holds no sessions
-    if cluster_router is not None and not (local and internal(request, cluster_router.cluster.secret)):
+    if cluster_router is not None and not (local and internal(request, cluster_router.cluster)):
         gathered = await cluster_router.gather(request, "/api/sessions")
         for answer in gathered.answers.values():
             rows += [SessionRow.model_validate(row) for row in json_rows(answer)]

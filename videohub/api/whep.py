@@ -45,7 +45,8 @@ from videohub.api.deps import (
     sessions,
 )
 from videohub.cluster.routing import Router
-from videohub.errors import Forbidden, IceRestartUnsupported, InvalidOffer, NotFound
+from videohub.cluster.workers import WorkerInfo
+from videohub.errors import Forbidden, IceRestartUnsupported, InvalidOffer, NotFound, NotOwner
 from videohub.models import User
 from videohub.services import Services
 from videohub.webrtc.manager import SessionManager
@@ -147,16 +148,16 @@ async def whep_offer(
         raise InvalidOffer("the SDP offer is not UTF-8 text") from None
     chosen = stream if stream == "main" or camera.streams.sub is not None else "main"
     if router is not None and (owner := await router.elsewhere(camera.id, chosen)) is not None:
-        if router.cluster.settings.whep_routing == "redirect":
-            target = f"{owner.address.rstrip('/')}/whep/{camera.id}?stream={chosen}"
-            return Response(
-                status_code=307, headers={"Location": target, **_cors(request, svc, "OPTIONS, POST")}
-            )
-        return await router.forward(request, owner, body=body)
+        return await _to_owner(request, svc, router, owner, f"/whep/{camera.id}?stream={chosen}", body)
     manager = sessions(svc)
-    session = await manager.create(
-        login.user, camera, chosen, offer, client_address(request), token=login.token
-    )
+    try:
+        session = await manager.create(
+            login.user, camera, chosen, offer, client_address(request), token=login.token
+        )
+    except NotOwner as exc:  # the lease moved between the question and the subscribe
+        if router is None or not isinstance(exc.owner, WorkerInfo) or router.cluster.is_me(exc.owner.id):
+            raise
+        return await _to_owner(request, svc, router, exc.owner, f"/whep/{camera.id}?stream={chosen}", body)
     headers = {
         "Location": f"/whep/sessions/{_session_ref(router, session.id)}",
         "ETag": session.etag,
@@ -166,6 +167,16 @@ async def whep_offer(
     for link in _link_headers(svc):
         response.headers.append("Link", link)
     return response
+
+
+async def _to_owner(
+    request: Request, svc: Services, router: Router, owner: WorkerInfo, path: str, body: bytes
+) -> Response:
+    """The offer for a camera another worker serves: proxied there, or 307 to it (whep_routing)."""
+    if router.cluster.settings.whep_routing == "redirect":
+        target = f"{owner.address.rstrip('/')}{path}"
+        return Response(status_code=307, headers={"Location": target, **_cors(request, svc, "OPTIONS, POST")})
+    return await router.forward(request, owner, body=body)
 
 
 def _session_ref(router: Router | None, session_id: str) -> str:

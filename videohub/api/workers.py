@@ -10,17 +10,15 @@ secret never is.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from videohub.api.deps import CurrentUser, ServicesDep
-from videohub.cluster.view import CpuMeter, WorkerView, local_worker_id
+from videohub.cluster.workers import CpuMeter, WorkerInfo, default_worker_id, identity
 from videohub.policy import check_role
 from videohub.services import Services
 
@@ -48,38 +46,13 @@ class WorkerOut(BaseModel):
     me: bool = Field(description="The worker that answered this request.")
 
 
-@dataclass(frozen=True)
-class _Local:
-    """This one process, described as a worker's heartbeat would (``WorkerView``)."""
-
-    id: str
-    role: str
-    host: str
-    pid: int
-    address: str
-    media_host: str
-    capacity: float
-    started_at: float
-    heartbeat_at: float
-    cameras: int
-    viewers: int
-    cpu: float
-
-
-def local_worker(svc: Services) -> WorkerView:
-    """One plain process as a worker: its counters are read now."""
-    cluster = svc.settings.cluster
+def local_worker(svc: Services) -> WorkerInfo:
+    """One plain process as a worker's heartbeat would describe it: its counters are read now."""
     cameras = 0
     if svc.hub is not None:
         cameras = sum(1 for entry in svc.hub.streams for r in entry.runners.values() if r.source is not None)
-    return _Local(
-        id=local_worker_id(cluster),
-        role=cluster.role,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        address="",
-        media_host=cluster.advertise_host,
-        capacity=cluster.capacity,
+    return replace(
+        identity(svc.settings.cluster, ""),
         started_at=_STARTED,
         heartbeat_at=time.time(),
         cameras=cameras,
@@ -88,7 +61,7 @@ def local_worker(svc: Services) -> WorkerView:
     )
 
 
-def worker_out(worker: WorkerView, *, now: float, ttl_seconds: float, me: bool) -> WorkerOut:
+def worker_out(worker: WorkerInfo, *, now: float, ttl_seconds: float, me: bool) -> WorkerOut:
     age = max(0.0, now - worker.heartbeat_at)
     return WorkerOut(
         id=worker.id,
@@ -126,4 +99,6 @@ async def list_workers(user: CurrentUser, svc: ServicesDep) -> list[WorkerOut]:
 
 def worker_id(svc: Services) -> str:
     """The id of the worker serving this request (the label of its metrics, the ``worker`` of its rows)."""
-    return svc.cluster.me.id if svc.cluster is not None else local_worker_id(svc.settings.cluster)
+    if svc.cluster is not None:
+        return svc.cluster.me.id
+    return svc.settings.cluster.worker_id or default_worker_id()

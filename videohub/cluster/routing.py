@@ -21,7 +21,6 @@ does not answer is 503 + Retry-After naming the worker id only.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from videohub.aio import CloseOnce, Part
-from videohub.cluster.view import ClusterView, WorkerView
+from videohub.cluster.node import Cluster
+from videohub.cluster.workers import WorkerInfo
 from videohub.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,14 @@ MAX_GATHER_BYTES = 8 * 1024 * 1024
 """The most one worker's part of a gathered list (``/api/sessions``, ``/metrics``) may weigh."""
 
 
-def internal(request: Request, secret: str | None) -> bool:
+def internal(request: Request, cluster: Cluster | None) -> bool:
     """Whether the request was forwarded by another node (it carries the cluster secret)."""
-    sent = request.headers.get(INTERNAL)
-    if secret is None or not sent:
-        return False
-    return hmac.compare_digest(sent.encode(), secret.encode())
+    return cluster is not None and cluster.trusted(request.headers.get(INTERNAL))
 
 
-def hops(request: Request, secret: str | None) -> int:
+def hops(request: Request, cluster: Cluster | None) -> int:
     """Nodes the request passed before this one (0 unless forwarded with the secret)."""
-    if not internal(request, secret):
+    if not internal(request, cluster):
         return 0
     try:
         return max(0, int(request.headers.get(HOP, "0")))
@@ -93,9 +90,9 @@ def hops(request: Request, secret: str | None) -> int:
         return MAX_HOPS  # a node sent nonsense: do not forward it further
 
 
-def client_ip(request: Request, secret: str | None) -> str:
+def client_ip(request: Request, cluster: Cluster | None) -> str:
     """The original client's address: ``X-Videohub-Client`` from another node, else the socket's."""
-    if internal(request, secret):
+    if internal(request, cluster):
         forwarded = request.headers.get(CLIENT, "").strip()
         if forwarded:
             return forwarded[:64]
@@ -123,7 +120,7 @@ class Router(Part):
     """Sends requests on to other workers: one ``httpx.AsyncClient`` for the process (a ``Part``: it
     opens with the service and closes with it)."""
 
-    def __init__(self, cluster: ClusterView) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._client: httpx.AsyncClient | None = None
         self._closing = CloseOnce()
@@ -155,11 +152,11 @@ class Router(Part):
     def internal_headers(self, request: Request | None) -> dict[str, str]:
         """The headers that mark a request from this node: secret, hop count and the client."""
         secret = self.cluster.secret
-        headers = {HOP: str(hops(request, secret) + 1 if request is not None else 1)}
+        headers = {HOP: str(hops(request, self.cluster) + 1 if request is not None else 1)}
         if secret is not None:
             headers[INTERNAL] = secret
         if request is not None:
-            headers[CLIENT] = client_ip(request, secret)
+            headers[CLIENT] = client_ip(request, self.cluster)
         return headers
 
     def _outgoing(self, request: Request) -> dict[str, str]:
@@ -169,11 +166,11 @@ class Router(Part):
     # -- forwarding one request -------------------------------------------------------------------
 
     async def forward(
-        self, request: Request, worker: WorkerView, *, path: str | None = None, body: bytes | None = None
+        self, request: Request, worker: WorkerInfo, *, path: str | None = None, body: bytes | None = None
     ) -> Response:
         """Send ``request`` (its method, path and query, the body already read within the route's limit)
         to ``worker`` and stream its answer back. 503 + Retry-After when it does not answer."""
-        if hops(request, self.cluster.secret) >= MAX_HOPS:
+        if hops(request, self.cluster) >= MAX_HOPS:
             raise WorkerUnavailable("the request passed too many nodes; retry shortly", worker.id)
         content = body if body is not None else await request.body()
         url = worker.address.rstrip("/") + (path or request.url.path)
@@ -195,7 +192,7 @@ class Router(Part):
         response.raw_headers.extend(_kept_headers(answer.headers.multi_items()))  # Link may repeat
         return response
 
-    async def elsewhere(self, camera_id: str, stream: str = "main") -> WorkerView | None:
+    async def elsewhere(self, camera_id: str, stream: str = "main") -> WorkerInfo | None:
         """The worker that serves this camera stream when it is another one; None when it is this one.
         503 when no worker is alive to serve it (only an ``--role api`` node can be left alone)."""
         owner = await self.cluster.owner(camera_id, stream)
@@ -218,7 +215,7 @@ class Router(Part):
         return Gathered(answers, sorted(w.id for w, r in zip(others, results, strict=True) if r is None))
 
     async def _ask(
-        self, worker: WorkerView, path: str, params: dict[str, str], headers: dict[str, str]
+        self, worker: WorkerInfo, path: str, params: dict[str, str], headers: dict[str, str]
     ) -> httpx.Response | None:
         url = worker.address.rstrip("/") + path
         try:
