@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from videohub.api.deps import CurrentUser, RouterDep, ServicesDep, VisibleCamera, hub
 from videohub.api.workers import worker_id
-from videohub.errors import NoPicture
+from videohub.errors import NoPicture, NotOwner
 from videohub.hub.manager import FeedStats
 
 router = APIRouter(tags=["ingest"])
@@ -92,6 +92,10 @@ async def camera_snapshot(
         return await cluster.forward(request, owner)
     try:
         jpeg = await hub(svc).snapshot(camera.id, stream)
+    except NotOwner as exc:  # the lease moved after the question above
+        if cluster is None:
+            raise
+        return await cluster.forward(request, cluster.moved(exc))
     except NoPicture as exc:
         return JSONResponse(
             NoPictureOut(detail=exc.message, reason=exc.reason).model_dump(),

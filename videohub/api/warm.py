@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.stats import StreamState
 from videohub.api.deps import CurrentUser, RouterDep, ServicesDep, VisibleCamera, hub, warm
+from videohub.errors import NotOwner
 from videohub.hub.warm import MAX_SECONDS
 
 router = APIRouter(tags=["ingest"])
@@ -49,7 +50,12 @@ async def warm_camera(
     stream = body.stream if body.stream == "main" or camera.streams.sub is not None else "main"
     if cluster is not None and (owner := await cluster.elsewhere(camera.id, stream)) is not None:
         return await cluster.forward(request, owner)
-    hold = await warm(svc).hold(user.username, camera, stream, body.seconds)
+    try:
+        hold = await warm(svc).hold(user.username, camera, stream, body.seconds)
+    except NotOwner as exc:  # the lease moved after the question above
+        if cluster is None:
+            raise
+        return await cluster.forward(request, cluster.moved(exc))
     stats = hub(svc).stats(camera.id).get(stream)
     return WarmOut(
         camera_id=camera.id,

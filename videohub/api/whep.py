@@ -155,9 +155,10 @@ async def whep_offer(
             login.user, camera, chosen, offer, client_address(request), token=login.token
         )
     except NotOwner as exc:  # the lease moved between the question and the subscribe
-        if router is None or not isinstance(exc.owner, WorkerInfo) or router.cluster.is_me(exc.owner.id):
+        if router is None:
             raise
-        return await _to_owner(request, svc, router, exc.owner, f"/whep/{camera.id}?stream={chosen}", body)
+        owner = router.moved(exc)
+        return await _to_owner(request, svc, router, owner, f"/whep/{camera.id}?stream={chosen}", body)
     headers = {
         "Location": f"/whep/sessions/{_session_ref(router, session.id)}",
         "ETag": session.etag,

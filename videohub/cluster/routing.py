@@ -34,7 +34,7 @@ from starlette.responses import Response, StreamingResponse
 from videohub.aio import CloseOnce, Part
 from videohub.cluster.node import Cluster
 from videohub.cluster.workers import WorkerInfo
-from videohub.errors import Unavailable
+from videohub.errors import NotOwner, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,13 @@ class Router(Part):
                 raise WorkerUnavailable("no worker is serving cameras now; retry shortly", None)
             return None
         return None if self.cluster.is_me(owner.id) else owner
+
+    def moved(self, exc: NotOwner) -> WorkerInfo:
+        """The worker a ``NotOwner`` names (the lease moved after ``elsewhere`` asked); re-raises it
+        when it names none, or this one."""
+        if not isinstance(exc.owner, WorkerInfo) or self.cluster.is_me(exc.owner.id):
+            raise exc
+        return exc.owner
 
     # -- asking every worker -----------------------------------------------------------------------
 
