@@ -357,9 +357,10 @@ class HealthMonitor(Part):
     # -- reading ------------------------------------------------------------------------------
 
     def snapshot(self, camera_id: str) -> dict[str, Any] | None:
-        """Current health of a camera this worker watches (with live stats and checks)."""
+        """Current health of a camera this worker watches (with live stats and checks); None for one
+        it does not (another worker's, in a cluster: read its stored state instead)."""
         t = self.cameras.get(camera_id)
-        if t is None:
+        if t is None or not self.mine(t):
             return None
         out = t.health.snapshot()
         stats = t.stats
