@@ -168,6 +168,7 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
             prefix=PREFIX,
             pictures=PictureSink(pictures, view),
             responsible=cluster.ownership.responsible if cluster is not None else None,
+            fence=cluster.ownership.fence if cluster is not None else None,
         )
     listeners: list[RegistryListener] = [hub.streams] if hub is not None else []
     if health is not None and settings.health.enabled:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from videohub.cluster.leases import Fence, LeaseTable, lease_key
+from videohub.alerts.service import AlertService
+from videohub.cluster.leases import LeaseTable, lease_key
+from videohub.fence import Fenced
 
 STREAM = "cam-7:main"
 
@@ -70,25 +72,25 @@ async def test_hand_over_moves_the_lease_with_a_new_token(tables: Tables) -> Non
     assert tables.lost == {"a": [], "b": []}
 
 
-async def test_a_stale_fence_fails_its_write(tables: Tables, redis: aioredis.Redis) -> None:
+async def test_a_former_owner_cannot_raise_or_resolve_the_cameras_alerts(
+    tables: Tables, redis: aioredis.Redis
+) -> None:
+    """The fence on alert writes: a worker paused past its lease keeps a stale fence."""
+    alerts = AlertService(redis)
     await tables.a.acquire(STREAM)
     stale = tables.a.fence(STREAM)
     assert stale is not None
-    await tables.a.transfer(STREAM, "wb")
-    assert not await fenced_write(redis, stale, "from the old owner")
-    assert await redis.get("probe") is None
-
-
-async def fenced_write(redis: aioredis.Redis, fence: Fence, value: str) -> bool:
-    async with redis.pipeline(transaction=True) as pipe:
-        await pipe.watch(fence.key)
-        if await pipe.get(fence.key) != fence.value:
-            await pipe.unwatch()
-            return False
-        pipe.multi()
-        pipe.set("probe", value)
-        await pipe.execute()
-        return True
+    await tables.a.transfer(STREAM, "wb")  # or: it lapsed while wa was paused, and wb was granted it
+    with pytest.raises(Fenced):
+        await alerts.reconcile("cam-7", "public_security", {"offline": ["timeout"]}, stale)
+    assert await alerts.store.unresolved() == {}  # nothing was raised
+    await tables.b.acquire(STREAM)
+    current = tables.b.fence(STREAM)
+    opened = await alerts.reconcile("cam-7", "public_security", {"offline": ["timeout"]}, current)
+    assert [a.kind for a in opened] == ["offline"]
+    with pytest.raises(Fenced):  # and the former owner cannot resolve it either
+        await alerts.reconcile("cam-7", "public_security", {}, stale)
+    assert list(await alerts.store.unresolved()) == [("cam-7", "offline")]
 
 
 @pytest.fixture
