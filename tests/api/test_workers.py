@@ -25,7 +25,9 @@ async def test_workers_by_role(api: Api, who: str, status: int) -> None:
 
 async def test_one_process_lists_itself(api: Api) -> None:
     assert (await api.client.get("/api/workers")).status_code == 401
-    rows = (await api.client.get("/api/workers", headers=api.auth("admin"))).json()
+    listed = (await api.client.get("/api/workers", headers=api.auth("admin"))).json()
+    assert listed["cluster"] is False and listed["heartbeat_ttl_seconds"] == 3.0
+    rows = listed["workers"]
     assert len(rows) == 1
     row = rows[0]
     assert row["id"] == worker_id(api.app.state.services)

@@ -308,7 +308,7 @@ async def test_workers_list_both_with_their_load(pair: Pair) -> None:
             assert (await http.get("/api/workers", headers=pair.auth("ps_admin"))).status_code == 403
 
             async def w2() -> dict[str, Any]:
-                rows = (await http.get("/api/workers", headers=pair.auth("admin"))).json()
+                rows = (await http.get("/api/workers", headers=pair.auth("admin"))).json()["workers"]
                 assert [row["id"] for row in rows] == ["w1", "w2"]
                 assert rows[0]["me"] and not rows[1]["me"]
                 assert SECRET not in str(rows)

@@ -82,19 +82,27 @@ def worker_out(worker: WorkerInfo, *, now: float, ttl_seconds: float, me: bool) 
     )
 
 
-@router.get("/api/workers", response_model=list[WorkerOut])
-async def list_workers(user: CurrentUser, svc: ServicesDep) -> list[WorkerOut]:
+class WorkersOut(BaseModel):
+    workers: list[WorkerOut] = Field(description="Live workers, sorted by id.")
+    cluster: bool = Field(description="Cluster mode (false: one plain process, listed alone).")
+    heartbeat_ttl_seconds: float = Field(description="A heartbeat older than this is lost.")
+
+
+@router.get("/api/workers", response_model=WorkersOut)
+async def list_workers(user: CurrentUser, svc: ServicesDep) -> WorkersOut:
     """Every live worker (sorted by id): role, host, pid, address, capacity, load, last heartbeat."""
     check_role(user, "admin", "maintenance", "operator")
     now = time.time()
     ttl = svc.settings.cluster.heartbeat_ttl_ms / 1000
     if svc.cluster is None:
-        return [worker_out(local_worker(svc), now=now, ttl_seconds=ttl, me=True)]
-    cluster = svc.cluster
-    return [
-        worker_out(w, now=now, ttl_seconds=ttl, me=cluster.is_me(w.id))
-        for w in sorted(cluster.workers(), key=lambda w: w.id)
-    ]
+        rows = [worker_out(local_worker(svc), now=now, ttl_seconds=ttl, me=True)]
+    else:
+        cluster = svc.cluster
+        rows = [
+            worker_out(w, now=now, ttl_seconds=ttl, me=cluster.is_me(w.id))
+            for w in sorted(cluster.workers(), key=lambda w: w.id)
+        ]
+    return WorkersOut(workers=rows, cluster=svc.cluster is not None, heartbeat_ttl_seconds=ttl)
 
 
 def worker_id(svc: Services) -> str:

@@ -19,7 +19,7 @@ export class WorkersPanel {
     if (!this.enabled) return;
     let rows;
     try {
-      rows = await this.request("GET", "/api/workers");
+      rows = (await this.request("GET", "/api/workers")).workers;
     } catch (err) {
       if (err && err.status === 403) {
         this.enabled = false;
