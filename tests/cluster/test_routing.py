@@ -130,6 +130,15 @@ async def test_whep_through_a_non_owner_plays_on_the_owner_and_delete_there_ends
             feed = owner_hub.feed(pair.camera)
             assert feed is not None and feed.subscribers == 1
 
+            # Trickle through the non-owner reaches the session: accepted, a stale ETag refused there.
+            trickle = {**pair.auth("operator"), "Content-Type": "application/trickle-ice-sdpfrag"}
+            frag = "a=mid:0\r\na=candidate:1 1 udp 2122260223 10.9.0.1 50001 typ host\r\n"
+            patched = await http.patch(
+                location, content=frag, headers={**trickle, "If-Match": answer.headers["etag"]}
+            )
+            assert patched.status_code == 204, patched.text
+            stale = await http.patch(location, content=frag, headers={**trickle, "If-Match": '"stale"'})
+            assert stale.status_code == 412
             # Another user may not end it, through either node.
             assert (await http.delete(location, headers=pair.auth("ps_admin"))).status_code == 403
             ended = await http.delete(location, headers=pair.auth("operator"))
