@@ -44,3 +44,16 @@ async def test_sessions_of_a_dead_worker_are_audited_once_as_worker_lost(redis: 
     assert float(str(after["duration_s"])) >= 30
     assert "sess-secret-1" not in str(after)  # the reference, never the id
     assert not await redis.exists(ledger_key("w-dead"))
+
+
+async def test_a_worker_that_reaped_its_previous_process_is_still_reaped_when_it_dies(
+    redis: aioredis.Redis,
+) -> None:
+    audit = AuditLog(redis)
+    restarted = SessionLedger(redis, "w-flaky", audit)
+    await restarted.reap("w-flaky", 2000.0, previous=True)  # at its start: nothing left before it
+    await restarted.started(record("sess-secret-3"))
+    # It dies a few seconds after starting; a survivor sees it gone.
+    assert await SessionLedger(redis, "w1", audit).reap("w-flaky", 2000.0) == 1
+    page = await audit.page(action=AUDIT_ACTION)
+    assert [(e.after or {}).get("end_reason") for e in page.items] == ["worker_lost"]

@@ -51,9 +51,12 @@ class SessionLedger:
         except OUTAGE as exc:
             self._outage.failed(exc)
 
-    async def reap(self, worker_id: str, started_at: float = 0.0) -> int:
-        """Audit the sessions a gone worker left (once, whoever sees it first); returns how many."""
-        claim = f"{PREFIX}cluster:reaped:{worker_id}:{int(started_at)}"
+    async def reap(self, worker_id: str, started_at: float = 0.0, *, previous: bool = False) -> int:
+        """Audit the sessions a gone worker left (once, whoever sees it first); returns how many.
+        ``previous``: a worker reaping what its own previous process left, at its start (a claim of its
+        own, so the survivors can still reap this process when it dies)."""
+        which = "previous" if previous else "gone"
+        claim = f"{PREFIX}cluster:reaped:{worker_id}:{int(started_at)}:{which}"
         if not await self._redis.set(claim, self.worker_id, nx=True, px=REAP_CLAIM_MS):
             return 0
         key = ledger_key(worker_id)

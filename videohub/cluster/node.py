@@ -76,9 +76,9 @@ class Cluster(Part):
         if self._tasks.started and not self._tasks.closed:
             self._tasks.spawn(self._reap(worker.id, worker.started_at), name=f"reap-{worker.id}")
 
-    async def _reap(self, worker_id: str, started_at: float) -> None:
+    async def _reap(self, worker_id: str, started_at: float, previous: bool = False) -> None:
         try:
-            await self.ledger.reap(worker_id, started_at)
+            await self.ledger.reap(worker_id, started_at, previous=previous)
         except OUTAGE as exc:
             log.warning("cluster: could not audit the sessions of gone worker %s: %s", worker_id, exc)
 
@@ -87,7 +87,7 @@ class Cluster(Part):
         await self.directory.start()
         await self.leases.start()
         # A previous process of this worker id that died left its sessions behind.
-        self._tasks.spawn(self._reap(self.me.id, self.me.started_at), name="reap-previous")
+        self._tasks.spawn(self._reap(self.me.id, self.me.started_at, True), name="reap-previous")
 
     async def close(self) -> None:
         await self._closing.run(self._close)
