@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from videohub.cluster.placement import choose, ranked, stream_key
+from videohub.cluster.placement import assign, choose, ranked, stream_key
 
 KEYS = [stream_key(f"cam{i}", "main") for i in range(3000)]
 
@@ -59,3 +59,36 @@ def test_the_ranking_names_the_next_owner() -> None:
         assert order[0] == choose(key, workers)
         remaining = [w for w in workers if w != order[0]]
         assert order[1] == choose(key, remaining)
+
+
+def loads(assignment: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for worker_id in assignment.values():
+        out[worker_id] = out.get(worker_id, 0) + 1
+    return out
+
+
+def test_bounded_load_keeps_30_cameras_on_3_workers_within_10_plus_or_minus_2() -> None:
+    workers = [W("w1"), W("w2"), W("w3")]
+    cameras = [stream_key(f"cc-{i:02d}", "main") for i in range(30)]
+    plain = {w.id: 0 for w in workers}
+    for key in cameras:
+        chosen = choose(key, workers)
+        assert chosen is not None
+        plain[chosen.id] += 1
+    bounded = loads(assign(cameras, workers))
+    assert sum(bounded.values()) == 30
+    assert all(8 <= n <= 11 for n in bounded.values()), (bounded, plain)
+
+
+def test_bounded_load_follows_capacity_and_moves_little_when_a_worker_leaves() -> None:
+    workers = [W("big", 2.0), W("a"), W("b")]
+    keys = KEYS[:400]
+    before = assign(keys, workers)
+    counts = loads(before)
+    assert counts["big"] <= 1.1 * 200 + 1 and counts["big"] >= 180, counts
+    after = assign(keys, [W("big", 2.0), W("a")])
+    moved = [k for k in keys if before[k] != after[k]]
+    lost = [k for k in keys if before[k] == "b"]
+    assert set(lost) <= set(moved)
+    assert len(moved) <= len(lost) * 1.5  # the leaver's share, plus a little spill

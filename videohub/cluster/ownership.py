@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 
 from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 from videohub.cluster.leases import LeaseTable, holder_of, lease_key
-from videohub.cluster.placement import choose, stream_key
+from videohub.cluster.placement import assign, choose, stream_key
 from videohub.cluster.workers import WorkerDirectory, WorkerInfo
 from videohub.errors import NotOwner
 from videohub.fence import Fence
@@ -73,6 +73,7 @@ class Ownership(Part):
         self._closing = CloseOnce()
         self._outage = OutageLog(log, "cluster placement")
         self._placed: tuple[tuple[str, ...], dict[str, str | None]] = ((), {})
+        self._placed_keys: frozenset[str] = frozenset()
         directory.on_change(self._wake.set)
 
     def attach(self, streams: StreamTable) -> None:
@@ -86,11 +87,35 @@ class Ownership(Part):
         """The workers streams may be placed on: live, ingesting, not draining."""
         return [w for w in self.directory.alive if w.ingests and not w.draining]
 
-    def target(self, stream: str) -> WorkerInfo | None:
+    def _always_on(self) -> frozenset[str]:
+        """Every enabled camera's always_on streams (every worker knows the whole registry)."""
+        streams = self._streams
+        if streams is None:
+            return frozenset()
+        return frozenset(
+            stream_key(entry.camera.id, name)
+            for entry in streams
+            if entry.camera.enabled
+            for name, runner in entry.runners.items()
+            if runner.always_on
+        )
+
+    def refresh_placement(self) -> None:
+        """Recompute the assignment when the pool or the always_on streams changed (once per step)."""
         pool = self.placement_pool()
         ids = tuple(w.id for w in pool)
-        if self._placed[0] != ids:
-            self._placed = (ids, {})
+        always_on = self._always_on()
+        if self._placed[0] != ids or self._placed_keys != always_on:
+            self._placed = (ids, dict(assign(always_on, pool)))
+            self._placed_keys = always_on
+
+    def target(self, stream: str) -> WorkerInfo | None:
+        """Where the stream belongs: the bounded-load assignment of the always_on streams over the
+        placement pool (``placement.assign``, as of the last step), or plain rendezvous for an
+        on_demand one."""
+        pool = self.placement_pool()
+        if self._placed[0] != tuple(w.id for w in pool):
+            self.refresh_placement()
         cache = self._placed[1]
         if stream not in cache:
             chosen = choose(stream, pool)
@@ -176,6 +201,7 @@ class Ownership(Part):
         streams = self._streams
         if streams is None or self.draining or self.directory.get(self.me) is None:
             return  # not beating: this worker's view of the others is stale
+        self.refresh_placement()
         wanted: list[str] = []
         known: set[str] = set()
         for entry in streams:
