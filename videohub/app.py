@@ -46,23 +46,24 @@ from videohub.api import (
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
 from videohub.http.admission import RequestAdmission
 from videohub.http.bodies import BodyLimits
-from videohub.services import Parts, Services, build_services
+from videohub.services import Parts, build_services
 from videohub.settings import Settings
 from videohub.store import OutageLog, Store
+from videohub.users import UserStore
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_admin(svc: Services) -> None:
+async def ensure_admin(settings: Settings, users: UserStore) -> None:
     """Create user ``admin`` at first start (VIDEOHUB_ADMIN_PASSWORD, else a random one printed once)."""
-    if await svc.users.has_admin():
+    if await users.has_admin():
         return
-    if svc.settings.admin_password is not None:
-        await svc.users.create("admin", svc.settings.admin_password.get_secret_value(), "admin")
+    if settings.admin_password is not None:
+        await users.create("admin", settings.admin_password.get_secret_value(), "admin")
         log.info("created user admin from VIDEOHUB_ADMIN_PASSWORD")
         return
     password = secrets.token_urlsafe(12)
-    await svc.users.create("admin", password, "admin")
+    await users.create("admin", password, "admin")
     # Printed to the terminal once, deliberately not through logging (logs never carry secrets).
     print(f"videohub: created user 'admin' with password: {password}", file=sys.stderr, flush=True)
 
@@ -171,7 +172,7 @@ def build_app(
             stack.callback(svc.users.close)  # the password threads
             await stack.enter_async_context(svc.live)
             app.state.services = svc
-            await ensure_admin(svc)
+            await ensure_admin(settings, svc.users)
             await svc.registry.migrate()  # records of older versions, before ingest reads them
             for part in svc.parts():  # ingest first, then what reads it; left in reverse
                 await stack.enter_async_context(part)

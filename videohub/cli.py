@@ -9,6 +9,7 @@ import getpass
 import logging
 import resource
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -89,6 +90,44 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+def _cluster_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``--role`` and its companions turn cluster mode on for this one process."""
+    if args.role is None:
+        return settings
+    cluster = settings.cluster.model_copy(update={"enabled": True, "role": args.role})
+    updates: dict[str, Any] = {}
+    for flag, name in (
+        ("worker_id", "worker_id"),
+        ("advertise_host", "advertise_host"),
+        ("internal_port", "internal_port"),
+        ("capacity", "capacity"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            updates[name] = value
+    checked = type(cluster).model_validate({**cluster.model_dump(), **updates})  # the flags are checked too
+    return settings.model_copy(update={"cluster": checked})
+
+
+def _internal_socket(settings: Settings) -> socket.socket:
+    """This worker's internal HTTP port (other nodes forward to it), bound before the app is built."""
+    c = settings.cluster
+    family = socket.AF_INET6 if ":" in c.advertise_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((c.advertise_host, c.internal_port))
+    sock.listen(1024)
+    return sock
+
+
+def _public_socket(settings: Settings, fd: int | None) -> socket.socket:
+    if fd is not None:  # handed down by the supervisor (videohub.supervisor): shared by every worker
+        return socket.socket(fileno=fd)
+    from videohub.supervisor import bind_public
+
+    return bind_public(settings)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -100,6 +139,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.server.log_level, settings.server.log_json)
     raise_open_files_limit()
+    workers = args.workers if args.workers is not None else 1
+    if args.role is None and workers > 1:
+        from videohub.supervisor import serve_workers
+
+        argv: list[str] = []
+        for flag, value in (("--config", args.config), ("--data-dir", args.data_dir)):
+            if value is not None:
+                argv += [flag, str(value)]
+        return serve_workers(settings, workers, argv)
+    settings = _cluster_settings(args, settings)
+    sockets: list[socket.socket] | None = None
+    if settings.cluster.enabled:
+        public = _public_socket(settings, args.fd)
+        internal = _internal_socket(settings)
+        port = internal.getsockname()[1]
+        settings = settings.model_copy(
+            update={"cluster": settings.cluster.model_copy(update={"internal_port": port})}
+        )
+        sockets = [public, internal]
     app = build_app(settings)
     limits = settings.server.limits
     config = uvicorn.Config(
@@ -116,7 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=limits.keepalive_timeout,
     )
     server = _Server(config)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 
@@ -200,6 +258,23 @@ def parser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="run the service"))
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes behind the one HTTP port, sharing the cameras (default 1)",
+    )
+    serve.add_argument(
+        "--role",
+        choices=("all", "api", "worker"),
+        default=None,
+        help="run this one process as a cluster node sharing VIDEOHUB_REDIS_URL with the others",
+    )
+    serve.add_argument("--worker-id", default=None, help="this node's id (default <hostname>-<pid>)")
+    serve.add_argument("--advertise-host", default=None, help="address other nodes reach this one on")
+    serve.add_argument("--internal-port", type=int, default=None, help="internal HTTP port (0: any free)")
+    serve.add_argument("--capacity", type=float, default=None, help="placement weight (default 1)")
+    serve.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # from the supervisor
     serve.set_defaults(func=cmd_serve)
 
     validate = sub.add_parser("validate-config", help="check a configuration file; exit 1 on errors")

@@ -140,3 +140,15 @@ class LiveFull(Exception):
     def __init__(self, scope: Literal["total", "user"]) -> None:
         super().__init__(scope)
         self.scope = scope
+
+
+class NotOwner(Unavailable):
+    """Another worker owns this camera stream (holds its lease): the request belongs there.
+
+    ``owner`` is that worker's ``videohub.cluster.workers.WorkerInfo`` when it is alive (None while
+    the lease moves); routing forwards the request to it.
+    """
+
+    def __init__(self, message: str, owner: object | None = None) -> None:
+        super().__init__(message, retry_after=1)
+        self.owner = owner

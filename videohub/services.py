@@ -11,12 +11,13 @@ its routers answer 503 through the typed dependencies in ``videohub.api.deps``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from videohub.aio import Part
 from videohub.alerts.channels import Directory
 from videohub.alerts.service import AlertService
 from videohub.audit import AuditLog
+from videohub.cluster import Cluster
 from videohub.health.hubview import FeedManagerView
 from videohub.health.monitor import HealthMonitor
 from videohub.hub.follower import RegistryFollower, RegistryListener
@@ -76,17 +77,23 @@ class Services:
     """Present with ``Parts.health``; it runs only with ``health.enabled`` (the API reads it either way)."""
     follower: RegistryFollower | None = None
     """The one registry change follower the hub and the running health monitor subscribe to."""
+    cluster: Cluster | None = None
+    """Cluster mode (``settings.cluster.enabled``): the workers, the leases and the placement loop;
+    None in a single process, which pulls every camera."""
 
     def parts(self) -> list[Part]:
         """The parts to start after the live hub, in dependency order (the lifespan stops them in reverse)."""
         running: list[Part | None] = [
+            self.cluster,  # heartbeat and leases first: the hub's gate reads them
             self.hub,
             self.warm,
             self.sessions,
             self.rights,
             self.alerts,
             self.health if self.settings.health.enabled else None,
-            self.follower,  # last: its first resync starts the always_on streams
+            self.follower,  # its first resync starts the always_on streams
+            # Last, so it stops first: it hands the streams over while the hub and WHEP still run.
+            self.cluster.ownership if self.cluster is not None else None,
         ]
         return [part for part in running if part is not None]
 
@@ -110,6 +117,8 @@ def build_registry(settings: Settings, store: Store) -> CameraRegistry:
 def build_services(settings: Settings, store: Store, parts: Parts | None = None) -> Services:
     """Every part of the service, in dependency order; nothing is started yet."""
     parts = parts if parts is not None else Parts.all()
+    if settings.cluster.enabled and settings.cluster.role == "api":  # routes playback, ingests nothing
+        parts = replace(parts, hub=False, whep=False)
     if parts.whep and not parts.hub:
         raise ValueError("WHEP needs the Feed hub: Parts(whep=True) needs hub=True")
     redis = store.redis
@@ -117,14 +126,22 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
     users = UserStore(redis, settings.auth, settings.line_ids)
     audit = AuditLog(redis, settings.audit.retention_days)
     pictures = LatestPictures(redis)
-    hub = warm = sessions = rights = alerts = health = None
+    hub = warm = sessions = rights = alerts = health = cluster = None
+    if settings.cluster.enabled:
+        c = settings.cluster
+        cluster = Cluster(
+            redis, c, f"http://{c.advertise_host}:{c.internal_port}", lambda: _counters(cluster, sessions)
+        )
     if parts.hub:
         hub = FeedManager(
             settings.ingest,
             registry,
             policy=registry.network_policy,
             allow_files=settings.demo.allow_test_sources,
+            gate=cluster.ownership if cluster is not None else None,
         )
+        if cluster is not None:
+            cluster.ownership.attach(hub.streams)
         warm = WarmHolds(hub)
     if parts.whep and hub is not None:
         sessions = SessionManager(settings.webrtc, hub, on_session_end=audit_hook(audit))
@@ -141,6 +158,7 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
             hub=view,
             prefix=PREFIX,
             pictures=PictureSink(pictures, view),
+            responsible=cluster.ownership.responsible if cluster is not None else None,
         )
     listeners: list[RegistryListener] = [hub.streams] if hub is not None else []
     if health is not None and settings.health.enabled:
@@ -163,4 +181,10 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         alerts=alerts,
         health=health,
         follower=follower,
+        cluster=cluster,
     )
+
+
+def _counters(cluster: Cluster | None, sessions: SessionManager | None) -> tuple[int, int]:
+    """(camera streams pulled, WHEP sessions) of this worker, for its heartbeat."""
+    return (len(cluster.leases) if cluster is not None else 0, len(sessions.live()) if sessions else 0)

@@ -136,6 +136,11 @@ class EmbeddedValkey:
     def uses_socket(self) -> bool:
         return len(os.fsencode(self.socket_path)) <= SOCKET_PATH_MAX
 
+    @property
+    def url(self) -> str | None:
+        """How to reach the running server (None before ``start``)."""
+        return self._url
+
     def start(self) -> str:
         """Start the server (blocking; run it in a thread) and return the URL to reach it."""
         with self._lock:

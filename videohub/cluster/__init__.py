@@ -14,3 +14,8 @@ Redis keys (under ``vh:cluster:``): ``worker:<id>`` (JSON, expires after the hea
 ``workers`` (sorted set of ids by last beat), ``lease:<camera>:<stream>`` (``<worker> <token>``, expires
 after the lease TTL), ``fence:<camera>:<stream>`` (the token counter); channel ``events``.
 """
+
+from videohub.cluster.node import Cluster
+from videohub.cluster.workers import WorkerInfo
+
+__all__ = ["Cluster", "WorkerInfo"]

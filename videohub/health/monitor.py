@@ -83,8 +83,12 @@ class HealthMonitor(Part):
         clock: Callable[[], float] = time.time,
         prober: Prober | None = None,
         pictures: PictureSink | None = None,
+        responsible: Callable[[Camera], bool] | None = None,
     ) -> None:
+        """``responsible``: in a cluster, whether this worker checks a camera (it pulls it, or probes
+        are placed here); without it every camera is this worker's."""
         self.settings = settings
+        self.responsible = responsible
         self.registry = registry
         self.alerts = alerts
         self.reconciler = AlertReconciler(alerts)
@@ -214,12 +218,17 @@ class HealthMonitor(Part):
             await self.reconciler.reconcile(t)
         return transition
 
+    def mine(self, t: Tracked) -> bool:
+        return self.responsible is None or self.responsible(t.camera)
+
     def _pulled(self, t: Tracked) -> StatsSnapshot | None:
         return self.hub.stream_stats(t.camera.id) if self.hub is not None else None
 
     async def tick(self) -> None:
         """One pass over the pulled cameras' stats."""
         for t in list(self.cameras.values()):
+            if not self.mine(t):
+                continue  # another worker checks it
             stats = self._pulled(t)
             if t.camera.mode == "on_demand" and (stats is None or stats.last_packet_age is None):
                 # Not being watched: the probe schedule covers it; only retry a failed alert update.
@@ -234,7 +243,7 @@ class HealthMonitor(Part):
     async def sample(self) -> None:
         """Diagnose the newest keyframe of every pulled camera that has a new one."""
         if self.hub is not None:
-            await self.sampler.sample(self.cameras.values(), self.hub)
+            await self.sampler.sample([t for t in self.cameras.values() if self.mine(t)], self.hub)
 
     async def diagnose_packet(self, t: Tracked, packet: Packet) -> Diagnosis | None:
         return await self.sampler.diagnose_packet(t, packet)
@@ -271,6 +280,9 @@ class HealthMonitor(Part):
             camera_id = await self.probes.next_due()
             t = self.cameras.get(camera_id)
             if t is None or t.camera.mode != "on_demand" or t.probing:
+                continue
+            if not self.mine(t):  # placed on another worker now; it may come back here later
+                self.probes.reschedule(t)
                 continue
             await slots.acquire()
             t.probing = True

@@ -21,7 +21,7 @@ from videohub.hub.feed import Feed, Subscription
 from videohub.hub.follower import CameraDirectory
 from videohub.hub.runner import FeedStats, RunnerContext, StreamRunner, source_options
 from videohub.hub.snapshot import Snapshots
-from videohub.hub.streams import STREAMS, CameraStreams, StreamTable
+from videohub.hub.streams import STREAMS, CameraStreams, StreamGate, StreamTable
 from videohub.models import Camera
 from videohub.settings.ingest import IngestSettings
 
@@ -42,8 +42,10 @@ class FeedManager(Part):
         *,
         policy: NetworkPolicy | None = None,
         allow_files: bool = True,
+        gate: StreamGate | None = None,
     ) -> None:
-        """``policy``: where URLs may point (the registry's); ``allow_files``: open file:// sources."""
+        """``policy``: where URLs may point (the registry's); ``allow_files``: open file:// sources;
+        ``gate``: which streams this worker may pull (cluster mode; None: all of them)."""
         self.settings = settings
         self._registry = registry
         self._policy = policy
@@ -52,7 +54,7 @@ class FeedManager(Part):
         self._closing = CloseOnce()
         self._snapshots = Snapshots(settings.snapshot_wait, settings.snapshot_cache_seconds)
         self._ctx: RunnerContext | None = None
-        self.streams = StreamTable(settings, registry, lambda: self._ctx, self._snapshots.forget)
+        self.streams = StreamTable(settings, registry, lambda: self._ctx, self._snapshots.forget, gate)
         """The desired streams; the registry follower tells it of every change."""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -125,6 +127,9 @@ class FeedManager(Part):
             runner.cancel_idle()
             if runner.source is None:
                 try:
+                    gate = self.streams.gate
+                    if gate is not None:
+                        await gate.claim(entry.camera.id, stream)
                     login = await self.streams.login(entry.camera, stream, runner.spec)
                 except BaseException:
                     subscription.close()

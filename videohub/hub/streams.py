@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from ingest.source import Login, Source
 from ingest.url import PLACEHOLDER
@@ -27,6 +27,16 @@ from videohub.settings.ingest import IngestSettings
 log = logging.getLogger(__name__)
 
 STREAMS: tuple[Literal["main", "sub"], ...] = ("main", "sub")
+
+
+class StreamGate(Protocol):
+    """Whether this worker may pull a stream (``videohub.cluster.ownership.Ownership``: it holds the
+    stream's lease). Without a gate, a single process pulls every stream."""
+
+    def may_pull(self, camera_id: str, stream: str) -> bool: ...
+
+    async def claim(self, camera_id: str, stream: str) -> None:
+        """Take the stream for a first viewer here; raises ``videohub.errors.NotOwner``."""
 
 
 @dataclass(eq=False)
@@ -47,13 +57,16 @@ class StreamTable:
         registry: CameraDirectory,
         context: Callable[[], RunnerContext | None],
         on_deleted: Callable[[str], None],
+        gate: StreamGate | None = None,
     ) -> None:
         """``context``: the runners' context once the hub has started; ``on_deleted``: told the id of
-        each camera that was deleted (the hub drops its snapshot cache)."""
+        each camera that was deleted (the hub drops its snapshot cache); ``gate``: which streams this
+        worker may pull (cluster mode)."""
         self.settings = settings
         self._registry = registry
         self._context = context
         self._on_deleted = on_deleted
+        self.gate = gate
         self._cameras: dict[str, CameraStreams] = {}
         self.closed = False
 
@@ -74,6 +87,21 @@ class StreamTable:
                     sources.append(source)
         self._cameras.clear()
         return sources
+
+    def may_pull(self, camera_id: str, stream: str) -> bool:
+        return self.gate is None or self.gate.may_pull(camera_id, stream)
+
+    def revoke(self, camera_id: str, name: str, reason: str) -> None:
+        """This worker may no longer pull the stream: stop it now and end its feed (its viewers'
+        sessions end, and their players reconnect to the new owner); an idle runner takes its place."""
+        entry = self._cameras.get(camera_id)
+        runner = entry.runners.pop(name, None) if entry is not None else None
+        if runner is None or self.closed:
+            return
+        runner.drop(reason)
+        ctx = self._context()
+        if ctx is not None and entry is not None:
+            entry.runners[name] = StreamRunner(ctx, camera_id, runner.name, runner.spec, runner.always_on)
 
     # -- following the registry ------------------------------------------------------------------
 
@@ -139,6 +167,10 @@ class StreamTable:
             login = await self.login(camera, name, spec)
             changed = spec != runner.spec or login != runner.login
             runner.spec, runner.always_on = spec, always_on
+            if not self.may_pull(camera.id, name):
+                if runner.source is not None:
+                    runner.stop_source()
+                continue
             if runner.source is not None and changed:
                 log.info("%s: stream settings changed, reconnecting", runner.feed.key)
                 runner.restart_source(login)
