@@ -228,7 +228,7 @@ class Watcher:
 def settle(cluster: ClusterHarness, fleet: CameraFleet, timeout: float = 60.0) -> dict[str, list[str]]:
     """Wait until every worker runs, every camera has a streaming owner and exactly one RTSP session;
     return worker id → its cameras."""
-    wait_for(lambda: cluster.live_ids() == set(cluster.workers), timeout, "every worker in /api/workers")
+    wait_for(lambda: cluster.live_ids() == set(cluster.workers), timeout, "every worker heartbeating")
     wait_for(
         lambda: all(cluster.streaming_on(c) for c in fleet.ids) and fleet.pulled_once(),
         timeout,

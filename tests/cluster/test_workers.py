@@ -137,7 +137,10 @@ async def test_kill_9_moves_its_cameras_within_10_s_and_its_viewers_are_gone(
         await asyncio.to_thread(wait_for, lambda: moved(cluster, cameras, victim), 10, "moved in 10 s")
         await asyncio.to_thread(wait_for, fleet.pulled_once, 5, "each camera pulled once")
         await asyncio.to_thread(
-            wait_for, lambda: victim not in cluster.live_ids(), 10, "the dead worker leaves /api/workers"
+            wait_for,
+            lambda: victim not in {r["id"] for r in cluster.workers_api()},
+            10,
+            "gone from /api/workers",
         )
         # Its viewers are cleaned up: the player's connection ends, and no node lists a session of it.
         with pytest.raises((TimeoutError, MediaStreamError)):
@@ -152,7 +155,7 @@ async def test_kill_9_moves_its_cameras_within_10_s_and_its_viewers_are_gone(
 
 
 async def test_a_worker_whose_redis_link_is_cut_stops_pulling_and_others_take_over(
-    cluster: ClusterHarness, fleet: CameraFleet, settled: dict[str, list[str]]
+    cluster: ClusterHarness, fleet: CameraFleet, session_watch: SessionWatch, settled: dict[str, list[str]]
 ) -> None:
     victim = "w3"
     proxy = cluster.workers[victim].proxy
@@ -177,7 +180,13 @@ async def test_a_worker_whose_redis_link_is_cut_stops_pulling_and_others_take_ov
         assert all(owner != victim for owner in cluster.owners().values())
     finally:
         proxy.restore()
-    # Reconnected, it takes its share back.
-    await asyncio.to_thread(
-        wait_for, lambda: len(cluster.owned_by(fleet.ids).get(victim, [])) >= 8, 30, "w3 owns its share again"
-    )
+    # Reconnected, it takes its share back: a hand-over like a drain's (the new owner, w3 again, starts
+    # before the old one lets go), so an overlap is allowed here and only here.
+    with session_watch.allow_overlap():
+        await asyncio.to_thread(
+            wait_for,
+            lambda: sorted(cluster.owned_by(fleet.ids).get(victim, [])) == sorted(cameras),
+            30,
+            "w3 owns its share again",
+        )
+        await asyncio.to_thread(wait_for, fleet.pulled_once, 10, "every camera pulled once")
