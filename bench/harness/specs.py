@@ -126,6 +126,17 @@ SPECS: list[Spec] = [
         quick_timeout_s=150,
     ),
     Spec(
+        # Scale-out (issue 14): viewers at >= 90 % of the camera's frames with 1 worker and with
+        # --workers 2, kill -9 → first frame from the new owner, the SIGTERM hand-over's picture gap.
+        "cluster",
+        "cluster.py",
+        [["--kills", "10"]],
+        [["--quick"]],
+        timeout_s=2400,
+        quick_timeout_s=420,
+        heavy=True,
+    ),
+    Spec(
         "steady",
         "steady.py",
         [["--cameras", "16", "--viewers", "32", "--minutes", "10"]],
