@@ -30,8 +30,9 @@ from videohub.settings import Settings
 from videohub.store import PREFIX, Store
 from videohub.urlpolicy import network_policy
 from videohub.users import UserStore
-from videohub.webrtc.manager import SessionManager
+from videohub.webrtc.manager import SessionEndHook, SessionManager
 from videohub.webrtc.rights import RIGHTS_INTERVAL, RightsSweep, audit_hook
+from videohub.webrtc.session import SessionRecord
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,8 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
     hub = warm = sessions = rights = alerts = health = cluster = None
     if settings.cluster.enabled:
         c = settings.cluster
-        cluster = Cluster(
-            redis, c, f"http://{c.advertise_host}:{c.internal_port}", lambda: _counters(cluster, sessions)
-        )
+        address = f"http://{c.advertise_host}:{c.internal_port}"
+        cluster = Cluster(redis, c, address, lambda: _counters(cluster, sessions), audit)
     if parts.hub:
         hub = FeedManager(
             settings.ingest,
@@ -144,7 +144,12 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
             cluster.ownership.attach(hub.streams)
         warm = WarmHolds(hub)
     if parts.whep and hub is not None:
-        sessions = SessionManager(settings.webrtc, hub, on_session_end=audit_hook(audit))
+        sessions = SessionManager(
+            settings.webrtc,
+            hub,
+            on_session_end=_ended(audit, cluster),
+            on_session_start=cluster.ledger.started if cluster is not None else None,
+        )
         rights = RightsSweep(users, registry, sessions, parts.rights_interval)
     if parts.health:
         directory = Directory.from_settings(settings, registry)  # camera and line names for messages
@@ -159,6 +164,7 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
             prefix=PREFIX,
             pictures=PictureSink(pictures, view),
             responsible=cluster.ownership.responsible if cluster is not None else None,
+            fence=cluster.ownership.fence if cluster is not None else None,
         )
     listeners: list[RegistryListener] = [hub.streams] if hub is not None else []
     if health is not None and settings.health.enabled:
@@ -183,6 +189,20 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         follower=follower,
         cluster=cluster,
     )
+
+
+def _ended(audit: AuditLog, cluster: Cluster | None) -> SessionEndHook:
+    """Each ended session: audited, and out of this worker's ledger (cluster mode)."""
+    audited = audit_hook(audit)
+    if cluster is None:
+        return audited
+    ledger = cluster.ledger
+
+    async def ended(record: SessionRecord) -> None:
+        await ledger.ended(record)
+        await audited(record)
+
+    return ended
 
 
 def _counters(cluster: Cluster | None, sessions: SessionManager | None) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from videohub.alerts.live import LiveAlerts
 from videohub.alerts.models import Alert, ParkedEvent, ResendResult
 from videohub.alerts.store import AlertStore, Clock, text
 from videohub.errors import NotFound
+from videohub.fence import Fence
 from videohub.settings.alerts import AlertSettings
 from videohub.store import OUTAGE
 
@@ -83,11 +84,18 @@ class AlertService(Part):
                 await ensure_group(self.redis, self.store.stream, delivery.group)
             self._groups_ready = True
 
-    async def reconcile(self, camera: str, line: str, desired: Mapping[Any, Sequence[str]]) -> list[Alert]:
+    async def reconcile(
+        self,
+        camera: str,
+        line: str,
+        desired: Mapping[Any, Sequence[str]],
+        fence: Fence | None = None,
+    ) -> list[Alert]:
         """Make the camera's unresolved health alerts match ``desired`` (kind → reasons).
 
         Opens the missing ones, updates reasons, auto-resolves the ones no longer wanted. Returns the
-        alerts that changed.
+        alerts that changed. With ``fence`` (cluster mode: the lease of the camera's stream), each write
+        happens only while that lease is the caller's; ``videohub.fence.Fenced`` otherwise.
         """
         await self.setup()
         fields = [f"{camera}|{kind}" for kind in HEALTH_KINDS]
@@ -96,11 +104,11 @@ class AlertService(Part):
         for kind, raw_id in zip(HEALTH_KINDS, ids, strict=True):
             if kind in desired:
                 before = await self.store.get(text(raw_id)) if raw_id is not None else None
-                alert = await self.store.open(camera, line, kind, desired[kind])
+                alert = await self.store.open(camera, line, kind, desired[kind], fence)
                 if before is None or before.reasons != alert.reasons:
                     changed.append(alert)
             elif raw_id is not None:
-                changed.append(await self.store.resolve(text(raw_id), "auto"))
+                changed.append(await self.store.resolve(text(raw_id), "auto", fence=fence))
         return changed
 
     async def acknowledge(self, alert_id: str, user: str, note: str | None = None) -> Alert:

@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 
 from videohub.alerts.models import Alert, AlertEvent, AlertState, EventType
 from videohub.errors import Conflict, NotFound
+from videohub.fence import Fence, check
 
 Clock = Callable[[], float]
 
@@ -67,12 +68,16 @@ class AlertStore:
         body = AlertEvent(event=event, alert=alert).model_dump_json()
         pipe.xadd(self.stream, {"event": event, "alert": body}, maxlen=self.stream_maxlen, approximate=True)
 
-    async def open(self, camera: str, line: str, kind: str, reasons: Sequence[str]) -> Alert:
-        """Open an alert for (camera, kind), or return the unresolved one (updating its reasons)."""
+    async def open(
+        self, camera: str, line: str, kind: str, reasons: Sequence[str], fence: Fence | None = None
+    ) -> Alert:
+        """Open an alert for (camera, kind), or return the unresolved one (updating its reasons).
+        With ``fence``, only while that lease is still the caller's (else ``Fenced``, nothing written)."""
         key = f"{camera}|{kind}"
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
+                    await check(pipe, fence)
                     await pipe.watch(self.open_key)
                     existing_id = await pipe.hget(self.open_key, key)
                     if existing_id is not None:
@@ -111,13 +116,18 @@ class AlertStore:
                     continue
 
     async def _change(
-        self, alert_id: str, change: Callable[[Alert], Alert | None], event: EventType
+        self,
+        alert_id: str,
+        change: Callable[[Alert], Alert | None],
+        event: EventType,
+        fence: Fence | None = None,
     ) -> Alert:
         """Read-modify-write one alert under WATCH; ``change`` returns None for "nothing to do"."""
         key = self._key(alert_id)
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
+                    await check(pipe, fence)
                     await pipe.watch(key)
                     raw = await pipe.get(key)
                     if raw is None:
@@ -157,7 +167,9 @@ class AlertStore:
 
         return await self._change(alert_id, change, "acknowledged")
 
-    async def resolve(self, alert_id: str, user: str, note: str | None = None) -> Alert:
+    async def resolve(
+        self, alert_id: str, user: str, note: str | None = None, fence: Fence | None = None
+    ) -> Alert:
         """→ resolved, by a user or by ``"auto"``. Resolving a resolved alert is a conflict for a user."""
 
         def change(alert: Alert) -> Alert | None:
@@ -176,7 +188,7 @@ class AlertStore:
                 }
             )
 
-        return await self._change(alert_id, change, "resolved")
+        return await self._change(alert_id, change, "resolved", fence)
 
     async def unresolved(self) -> dict[tuple[str, str], str]:
         """(camera, kind) → id of every unresolved alert."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
+from videohub.fence import Fence
 from videohub.store import OUTAGE, PREFIX, OutageLog
 
 log = logging.getLogger(__name__)
@@ -76,18 +77,6 @@ def fence_key(stream: str) -> str:
 
 def holder_of(value: str | None) -> str | None:
     return value.split(" ", 1)[0] if value else None
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """A lease as a write guard: a write checks that ``key`` still holds ``value`` (``WATCH`` + ``GET``)."""
-
-    key: str
-    value: str
-
-    @property
-    def token(self) -> int:
-        return int(self.value.rsplit(" ", 1)[1])
 
 
 @dataclass(slots=True)

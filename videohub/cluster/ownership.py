@@ -28,6 +28,7 @@ from videohub.cluster.leases import LeaseTable, holder_of, lease_key
 from videohub.cluster.placement import choose, stream_key
 from videohub.cluster.workers import WorkerDirectory, WorkerInfo
 from videohub.errors import NotOwner
+from videohub.fence import Fence
 from videohub.hub.streams import StreamTable
 from videohub.models import Camera
 from videohub.settings.cluster import ClusterSettings
@@ -124,6 +125,14 @@ class Ownership(Part):
             return False
         target = self.target(stream_key(camera.id, "main"))
         return target is not None and target.id == self.me
+
+    def fence(self, camera: Camera) -> Fence | None:
+        """The lease this worker's writes about the camera are fenced by (its pulled stream's)."""
+        for name in ("main", "sub"):
+            found = self.leases.fence(stream_key(camera.id, name))
+            if found is not None:
+                return found
+        return None
 
     def lost(self, stream: str) -> None:
         """``LeaseTable.on_lost``: stop pulling it now."""

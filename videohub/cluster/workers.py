@@ -142,6 +142,7 @@ class WorkerDirectory(Part):
         self.interval = interval if interval is not None else min(1.0, settings.heartbeat_ttl_ms / 3000)
         self._alive: dict[str, WorkerInfo] = {}
         self._listeners: list[Callable[[], None]] = []
+        self._gone_listeners: list[Callable[[WorkerInfo], None]] = []
         self._cpu = CpuMeter()
         self._tasks = TaskOwner("cluster-workers")
         self._closing = CloseOnce()
@@ -151,6 +152,10 @@ class WorkerDirectory(Part):
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
+
+    def on_gone(self, listener: Callable[[WorkerInfo], None]) -> None:
+        """Told of each worker that was alive at the previous beat and is not now."""
+        self._gone_listeners.append(listener)
 
     @property
     def alive(self) -> list[WorkerInfo]:
@@ -225,9 +230,13 @@ class WorkerDirectory(Part):
         if gone:  # expired records: prune only entries older than the TTL (one may be writing now)
             await self._redis.zremrangebyscore(WORKERS, 0, int(now * 1000) - 2 * ttl)
         changed = set(alive) != set(self._alive)
+        left = [info for worker_id, info in self._alive.items() if worker_id not in alive]
         self._alive = alive
         self.beating.set()
         if changed:
             log.info("cluster: workers %s", ", ".join(sorted(alive)) or "none")
             for listener in self._listeners:
                 listener()
+            for info in left:
+                for gone_listener in self._gone_listeners:
+                    gone_listener(info)

@@ -8,9 +8,12 @@ a few lines in all, not once per camera.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from videohub.alerts.service import AlertService
+from videohub.fence import Fence, Fenced
 from videohub.health.tracker import Tracked
+from videohub.models import Camera
 from videohub.store import OUTAGE, OutageLog
 
 log = logging.getLogger(__name__)
@@ -19,8 +22,10 @@ log = logging.getLogger(__name__)
 class AlertReconciler:
     """Keeps ``Tracked.reconciled`` (what the AlertService was last told) in line with the state."""
 
-    def __init__(self, alerts: AlertService) -> None:
+    def __init__(self, alerts: AlertService, fence: Callable[[Camera], Fence | None] | None = None) -> None:
+        """``fence``: in a cluster, the lease a camera's alert writes are fenced by (None: unfenced)."""
         self.alerts = alerts
+        self._fence = fence
         self._outage = OutageLog(log, "health: alert updates")
 
     @staticmethod
@@ -33,10 +38,16 @@ class AlertReconciler:
         if not self.pending(t):
             return
         desired = t.health.desired_alerts()
+        fence = self._fence(t.camera) if self._fence is not None else None
         try:
-            await self.alerts.reconcile(t.camera.id, t.camera.line, desired)
+            await self.alerts.reconcile(t.camera.id, t.camera.line, desired, fence)
         except OUTAGE as exc:
             self._outage.failed(exc)  # retried by the next tick
+            return
+        except Fenced:
+            # The camera moved to another worker since this one last checked: its new owner decides.
+            log.info("camera %s: alert update dropped, its lease moved to another worker", t.camera.id)
+            t.reconciled = dict(desired)
             return
         self._outage.ok()
         t.reconciled = dict(desired)

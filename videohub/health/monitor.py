@@ -32,6 +32,7 @@ from ingest.stats import StatsSnapshot
 from videohub.aio import CloseOnce, Part, TaskOwner, checkpoint
 from videohub.alerts.live import StreamFanout
 from videohub.alerts.service import AlertService
+from videohub.fence import Fence
 from videohub.health.alerting import AlertReconciler
 from videohub.health.availability import AvailabilityHistory
 from videohub.health.diagnosis import Diagnosis, PictureDiagnoser
@@ -84,14 +85,16 @@ class HealthMonitor(Part):
         prober: Prober | None = None,
         pictures: PictureSink | None = None,
         responsible: Callable[[Camera], bool] | None = None,
+        fence: Callable[[Camera], Fence | None] | None = None,
     ) -> None:
         """``responsible``: in a cluster, whether this worker checks a camera (it pulls it, or probes
-        are placed here); without it every camera is this worker's."""
+        are placed here); without it every camera is this worker's. ``fence``: the lease a camera's
+        alert writes are fenced by (a paused former owner cannot raise or resolve its alerts)."""
         self.settings = settings
         self.responsible = responsible
         self.registry = registry
         self.alerts = alerts
-        self.reconciler = AlertReconciler(alerts)
+        self.reconciler = AlertReconciler(alerts, fence)
         self.hub = hub
         self.clock = clock
         self.store = HealthStore(redis, prefix)
@@ -354,9 +357,10 @@ class HealthMonitor(Part):
     # -- reading ------------------------------------------------------------------------------
 
     def snapshot(self, camera_id: str) -> dict[str, Any] | None:
-        """Current health of a camera this worker watches (with live stats and checks)."""
+        """Current health of a camera this worker watches (with live stats and checks); None for one
+        it does not (another worker's, in a cluster: read its stored state instead)."""
         t = self.cameras.get(camera_id)
-        if t is None:
+        if t is None or not self.mine(t):
             return None
         out = t.health.snapshot()
         stats = t.stats

@@ -54,12 +54,12 @@ class LineHealth(BaseModel):
 
 async def _states(monitor: HealthMonitor, cameras: Sequence[Camera]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    remote = [c.id for c in cameras if c.id not in monitor.cameras]
-    out.update(await monitor.store.states(remote))
     for camera in cameras:
         snap = monitor.snapshot(camera.id)
         if snap is not None:
             out[camera.id] = snap
+    # Cameras another worker checks (in a cluster): their stored state.
+    out.update(await monitor.store.states([c.id for c in cameras if c.id not in out]))
     return out
 
 

@@ -65,11 +65,13 @@ class SessionManager(Part):
         feeds: FeedHub,
         *,
         on_session_end: SessionEndHook | None = None,
+        on_session_start: SessionEndHook | None = None,
     ) -> None:
         register_h264_profiles()
         self._settings = settings
         self._feeds = feeds
         self._on_end = on_session_end
+        self._on_start = on_session_start
         self._sessions: dict[str, WhepSession] = {}
         # One packetizer for all sessions: each access unit is packetized once, whoever watches it.
         self.packetizer = Packetizer()
@@ -324,6 +326,11 @@ class SessionManager(Part):
             await session.close("shutdown")
             raise Unavailable("the WHEP service is stopping", self._settings.retry_after_seconds)
         self._sessions[session_id] = session
+        if self._on_start is not None:
+            try:
+                await self._on_start(session.record)
+            except Exception:
+                log.exception("session-start hook failed for session %s", session_ref(session_id))
 
         @pc.on("connectionstatechange")
         def _state() -> None:

@@ -21,6 +21,10 @@ addEventListener("pagehide", () => {
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 8000;
+// A live session that ends (its camera moved to another worker, or the worker stopped) is
+// reconnected at once, with a little jitter so a wall's tiles do not all post in the same instant;
+// only repeated failures back off.
+const LIVE_RETRY_MS = 150;
 // A picture that stops moving for this long counts as interrupted: a stopped camera can leave the
 // peer connection "connected" (RTCP keeps flowing) while no frame arrives.
 const STALL_MS = 3000;
@@ -130,7 +134,8 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
     setState(wasLive || handle.attempts > 0 ? PlayerState.INTERRUPTED : PlayerState.CONNECTING);
     handle.attempts += 1;
     const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(handle.attempts - 1, 4));
-    const wait = delayMs ?? backoff * (0.75 + Math.random() * 0.5);
+    const first = wasLive && handle.attempts === 1;
+    const wait = delayMs ?? (first ? LIVE_RETRY_MS * Math.random() : backoff * (0.75 + Math.random() * 0.5));
     clearTimeout(retryTimer);
     retryTimer = setTimeout(start, wait);
   }
