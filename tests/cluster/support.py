@@ -140,21 +140,25 @@ async def whep_post(service: VideohubService, camera: str, offer: str) -> httpx.
 
 async def whep_play(service: VideohubService, camera: str) -> Playback:
     """POST an offer to ``service`` for ``camera`` (following a 307), accept the answer, return the
-    playback once the first frame is decoded."""
+    playback once the first frame is decoded. A failed attempt closes its peer connection."""
     viewer = Viewer()
-    offer = await viewer.offer()
-    target = service
-    response = await whep_post(target, camera, offer)
-    location_base = service.base_url
-    if response.status_code == 307:  # whep_routing=redirect: the owner's own URL
-        async with httpx.AsyncClient(timeout=30.0) as client:
+    try:
+        offer = await viewer.offer()
+        response = await whep_post(service, camera, offer)
+        location_base = service.base_url
+        if response.status_code == 307:  # whep_routing=redirect: the owner's own URL
             url = response.headers["location"]
-            response = await client.post(url, content=offer, headers={**service.auth(), "Content-Type": SDP})
+            async with httpx.AsyncClient(timeout=30.0) as client:
+                headers = {**service.auth(), "Content-Type": SDP}
+                response = await client.post(url, content=offer, headers=headers)
             location_base = url
-    assert response.status_code == 201, f"WHEP POST {camera}: {response.status_code} {response.text}"
-    await viewer.accept(response.text)
-    await viewer.frame(within=20)
-    return Playback(viewer, urljoin(location_base + "/", response.headers["location"]), target)
+        assert response.status_code == 201, f"WHEP POST {camera}: {response.status_code} {response.text}"
+        await viewer.accept(response.text)
+        await viewer.frame(within=20)
+    except BaseException:
+        await viewer.close()
+        raise
+    return Playback(viewer, urljoin(location_base + "/", response.headers["location"]), service)
 
 
 @dataclass
