@@ -430,7 +430,8 @@ TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "soak": ("Soak: an hour of flapping cameras, churning viewers and open pages (issue 12)", _soak),
     "fuzz": ("API fuzz from the OpenAPI schema (issue 11)", _fuzz),
     "sentinel": ("Redis Sentinel failover (issue 14)", _sentinel),
-    "cluster": ("Scale-out and failover: workers sharing the cameras (issue 14)", _cluster),
+    "cluster": ("Failover: workers sharing the cameras (issue 14)", _cluster),
+    "cluster_capacity": ("Scale-out: viewers served by 1 worker and by --workers 2 (issue 14)", _cluster),
 }
 
 

@@ -126,14 +126,24 @@ SPECS: list[Spec] = [
         quick_timeout_s=150,
     ),
     Spec(
-        # Scale-out (issue 14): viewers at >= 90 % of the camera's frames with 1 worker and with
-        # --workers 2, kill -9 → first frame from the new owner, the SIGTERM hand-over's picture gap.
+        # Failover (issue 14): kill -9 of a camera's owner → first frame decoded from the new owner,
+        # and the picture gap of a SIGTERM hand-over, at a viewer that follows the owner.
         "cluster",
         "cluster.py",
-        [["--kills", "10"]],
-        [["--quick"]],
-        timeout_s=2400,
-        quick_timeout_s=420,
+        [["--only", "failover,handover", "--kills", "10"]],
+        [["--only", "failover,handover", "--kills", "2"]],
+        timeout_s=1200,
+        quick_timeout_s=300,
+    ),
+    Spec(
+        # Scale-out (issue 14): viewers at >= 90 % of the camera's frames with 1 worker and with
+        # --workers 2, the same cameras and viewers.
+        "cluster_capacity",
+        "cluster.py",
+        [["--only", "capacity"]],
+        [["--only", "capacity", "--quick"]],
+        timeout_s=1800,
+        quick_timeout_s=240,
         heavy=True,
     ),
     Spec(
