@@ -10,7 +10,8 @@ through a proxy a test can cut), the camera simulator (30 cameras on 3 mounts, t
 - SIGTERM: each of the worker's cameras moves, and a viewer that follows the owner gets frames again
   (the gap itself is a timing: bench/cluster.py measures it).
 - kill -9: its cameras stream on the other two within 10 s (the issue's bound; the lease lapses after
-  4 s), the dead worker leaves /api/workers, and no session of it is listed any more.
+  4 s), the dead worker leaves /api/workers, and its viewers' sessions are reaped from its ledger in
+  Redis and audited once as ``worker_lost`` (never with the session id).
 - A cut Redis link: the worker stops pulling its cameras once its leases lapse, and the others take them.
 - WHEP through a non-owner: the POST plays, a DELETE through a non-owner ends the session.
 The Chromium wall tile that comes back by itself is in test_failover_wall.py.
@@ -19,7 +20,9 @@ The Chromium wall tile that comes back by itself is in test_failover_wall.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from typing import Any
 
 import pytest
 from aiortc.mediastreams import MediaStreamError
@@ -132,24 +135,40 @@ async def test_kill_9_moves_its_cameras_within_10_s_and_its_viewers_are_gone(
     playback = await whep_play(cluster.workers[victim].require(), cameras[0])
     try:
         survivor = cluster.entry(besides=(victim,))
+        ledger = f"vh:cluster:sessions:{victim}"
+        assert cluster.redis.hlen(ledger) == 1  # the session is in its worker's ledger
         await asyncio.to_thread(cluster.kill, victim)
         # The issue's bound (the lease lapses after 4 s, the new owner takes it at its next turn).
         await asyncio.to_thread(wait_for, lambda: moved(cluster, cameras, victim), 10, "moved in 10 s")
         await asyncio.to_thread(wait_for, fleet.pulled_once, 5, "each camera pulled once")
+        # Its viewers are cleaned up: the player's connection ends, the session ledger the dead worker
+        # left in Redis is gone, and its session's end is audited once, as lost with its worker.
+        with pytest.raises((TimeoutError, MediaStreamError)):
+            for _ in range(200):
+                await playback.viewer.frame(within=10)
+        await asyncio.to_thread(
+            wait_for, lambda: not cluster.redis.exists(ledger), 15, "the dead worker's session ledger reaped"
+        )
+
+        def lost() -> list[dict[str, Any]]:
+            page = survivor.call("GET", "/api/audit", params={"action": "whep.session", "limit": 500})
+            return [
+                e["after"]
+                for e in page["items"]
+                if (e["after"] or {}).get("end_reason") == "worker_lost"
+                and e["after"].get("worker") == victim
+                and e["after"].get("camera") == cameras[0]
+            ]
+
+        entries = await asyncio.to_thread(wait_for, lost, 10, "the lost session audited")
+        assert len(entries) == 1, entries
+        assert "session" in entries[0] and playback.location.rsplit("/", 1)[1] not in json.dumps(entries)
         await asyncio.to_thread(
             wait_for,
             lambda: victim not in {r["id"] for r in cluster.workers_api()},
             10,
             "gone from /api/workers",
         )
-        # Its viewers are cleaned up: the player's connection ends, and no node lists a session of it.
-        with pytest.raises((TimeoutError, MediaStreamError)):
-            for _ in range(200):
-                await playback.viewer.frame(within=10)
-        sessions = await asyncio.to_thread(survivor.call, "GET", "/api/sessions")
-        assert all(s["worker"] != victim for s in sessions), sessions
-        rows = await asyncio.to_thread(cluster.workers_api)
-        assert sum(r["cameras"] for r in rows) <= len(fleet.ids)
     finally:
         await playback.viewer.close()
 
