@@ -41,6 +41,7 @@ from videohub.api import (
     warm,
     web,
     whep,
+    workers,
     ws,
 )
 from videohub.errors import InvalidField, RateLimited, Unavailable, VideohubError
@@ -215,6 +216,7 @@ def build_app(
         health,
         alerts,
         metrics,
+        workers,
         walls,
         ws,
         web,

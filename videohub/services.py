@@ -18,6 +18,7 @@ from videohub.alerts.channels import Directory
 from videohub.alerts.service import AlertService
 from videohub.audit import AuditLog
 from videohub.cluster import Cluster
+from videohub.cluster.routing import Router
 from videohub.health.hubview import FeedManagerView
 from videohub.health.monitor import HealthMonitor
 from videohub.hub.follower import RegistryFollower, RegistryListener
@@ -81,11 +82,14 @@ class Services:
     cluster: Cluster | None = None
     """Cluster mode (``settings.cluster.enabled``): the workers, the leases and the placement loop;
     None in a single process, which pulls every camera."""
+    router: Router | None = None
+    """Forwards requests to the worker that serves them (``videohub.cluster.routing``); with ``cluster``."""
 
     def parts(self) -> list[Part]:
         """The parts to start after the live hub, in dependency order (the lifespan stops them in reverse)."""
         running: list[Part | None] = [
             self.cluster,  # heartbeat and leases first: the hub's gate reads them
+            self.router,
             self.hub,
             self.warm,
             self.sessions,
@@ -188,6 +192,7 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         health=health,
         follower=follower,
         cluster=cluster,
+        router=Router(cluster) if cluster is not None else None,
     )
 
 

@@ -16,6 +16,7 @@ import { renderLines } from "/web/health/lines.js";
 import { ParkedList } from "/web/health/parked.js";
 import { FpsHistory } from "/web/health/sparkline.js";
 import { Thumbnails } from "/web/health/thumbs.js";
+import { WorkersPanel } from "/web/health/workers.js";
 
 const CAMERAS_MS = 3000; // fps sparkline resolution; the state itself also comes over /ws
 const CAMERAS_LARGE_MS = 15000; // for a large registry the list is heavy: poll it less often
@@ -23,6 +24,7 @@ const LARGE = 500;
 const LINES_MS = 30000; // availability moves slowly
 const ALERTS_FALLBACK_MS = 10000; // only while /ws is down
 const PARKED_MS = 15000; // parked webhook and channel events: rare, and not pushed over /ws
+const WORKERS_MS = 2000; // workers beat every second; a lost one shows within a poll of its TTL
 
 requireLogin();
 const user = await api.get("/api/auth/me"); // the user and what their role may do
@@ -82,6 +84,8 @@ const parked = new ParkedList({
   cameraName: (id) => table.rows.get(id)?.name || id,
   notify: (text, error) => toast(text, { error }),
 });
+
+const workers = new WorkersPanel({ panel: $("#workers-panel"), body: $("#workers tbody"), request });
 
 async function pollCameras() {
   const rows = await request("GET", "/api/health/cameras");
@@ -148,6 +152,7 @@ function relabel() {
   table.relabel();
   alerts.relabel();
   parked.relabel();
+  workers.relabel();
   renderLines($("#lines"), lineRows, lines);
   detail.render();
 }
@@ -159,7 +164,7 @@ async function start() {
     await loadLines();
     // The cameras first: the alert and parked lists name each camera from the table.
     await Promise.all([pollCameras(), pollLines()]);
-    await Promise.all([alerts.load(), parked.load()]);
+    await Promise.all([alerts.load(), parked.load(), workers.load()]);
   } catch (err) {
     report(err);
   }
@@ -168,6 +173,7 @@ async function start() {
   every(() => (table.rows.size > LARGE ? CAMERAS_LARGE_MS : CAMERAS_MS), pollCameras);
   every(LINES_MS, pollLines);
   every(PARKED_MS, () => parked.load());
+  every(WORKERS_MS, () => workers.load());
   every(ALERTS_FALLBACK_MS, async () => {
     if (!liveOpen) await alerts.load();
   });

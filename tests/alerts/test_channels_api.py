@@ -8,6 +8,7 @@ camera is registered through the API, so messages name it as the registry does.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,7 +164,7 @@ async def test_parked_robot_and_mail_events_are_listed_resent_and_audited(api: A
     for secret in SECRETS:
         assert secret not in str(audit)
     metrics = (await api.client.get("/metrics", headers=api.auth("admin"))).text
-    assert 'videohub_webhook_parked{webhook="ga_wecom"} 0.0' in metrics
+    assert re.search(r'videohub_webhook_parked\{webhook="ga_wecom",worker="[a-z0-9-]+"\} 0\.0', metrics)
     for secret in SECRETS:
         assert secret not in metrics
 

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.apiclient import Api, api_session, camera_body
 from tests.conftest import make_settings
 from videohub.alerts.service import AlertService
+from videohub.api.workers import worker_id
 from videohub.services import Parts
 from videohub.store import Store
 
@@ -102,4 +103,5 @@ async def test_metrics_parse_with_prometheus_parser(api: Api) -> None:
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     assert "process_cpu_seconds" in families or "process_cpu_seconds_total" in families
     samples = [(s.labels, s.value) for s in families["videohub_alerts_open"].samples]
-    assert samples == [({"line": "public_security", "kind": "offline"}, 1.0)]
+    worker = worker_id(api.app.state.services)
+    assert samples == [({"line": "public_security", "kind": "offline", "worker": worker}, 1.0)]

@@ -2,7 +2,8 @@
 
 One typed dependency per optional part (``HubDep``, ``WarmDep``, ``SessionsDep``, ``MonitorDep``,
 ``AlertsDep``) answers 503 when the part is not running; routers take the part, never
-``svc.<part>`` with a guard.
+``svc.<part>`` with a guard. ``RouterDep`` is the exception: None is a normal answer (one plain
+process, no cluster), and a router that gets None serves the request itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from videohub.alerts.service import AlertService
+from videohub.cluster.routing import Router, client_ip
 from videohub.errors import Unauthorized, Unavailable
 from videohub.health.monitor import HealthMonitor
 from videohub.hub.manager import FeedManager
@@ -62,11 +64,17 @@ def alerts(svc: ServicesDep) -> AlertService:
     return svc.alerts
 
 
+def router(svc: ServicesDep) -> Router | None:
+    return svc.router
+
+
 HubDep = Annotated[FeedManager, Depends(hub)]
 WarmDep = Annotated[WarmHolds, Depends(warm)]
 SessionsDep = Annotated[SessionManager, Depends(sessions)]
 MonitorDep = Annotated[HealthMonitor, Depends(monitor)]
 AlertsDep = Annotated[AlertService, Depends(alerts)]
+RouterDep = Annotated[Router | None, Depends(router)]
+"""The cluster's request router; None when this process serves everything itself."""
 
 
 def bearer_token(request: Request) -> str | None:
@@ -107,8 +115,10 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def client_address(request: Request) -> str:
-    """The caller's address as the server socket saw it (no proxy header is trusted)."""
-    return request.client.host if request.client else "unknown"
+    """The caller's address as the server socket saw it; for a request another node of the cluster
+    forwarded (it carries the cluster secret), the address that node saw. No other header is trusted."""
+    svc: Services = request.app.state.services
+    return client_ip(request, svc.cluster)
 
 
 async def visible_camera(camera_id: str, user: CurrentUser, svc: ServicesDep) -> Camera:

@@ -4,6 +4,10 @@ Both are readable by every role that may see the camera (``visible_camera``: a l
 only their line's cameras, others see all). A line admin gets the reason a stream fails (refused,
 unreachable, auth_failed, not_found, timeout …), which is what a camera owner needs, but not FFmpeg's
 error text: admin and maintenance keep that detail.
+
+In a cluster both are served by the worker that ingests the camera (``Router.elsewhere``: the owner
+of its main stream for the ingest state, of the asked stream for the snapshot); the node asked
+forwards the request there, and ``worker`` in the ingest state names it.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import time
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from videohub.api.deps import CurrentUser, HubDep, ServicesDep, VisibleCamera
-from videohub.errors import NoPicture
+from videohub.api.deps import CurrentUser, RouterDep, ServicesDep, VisibleCamera, hub
+from videohub.api.workers import worker_id
+from videohub.errors import NoPicture, NotOwner
 from videohub.hub.manager import FeedStats
 
 router = APIRouter(tags=["ingest"])
@@ -27,6 +32,7 @@ class CameraIngestOut(BaseModel):
     camera_id: str
     enabled: bool
     mode: str
+    worker: str = Field(description="The worker that ingests the camera (and serves its viewers).")
     streams: list[FeedStats] = Field(description="Per stream: state, viewers and ingest stats.")
 
 
@@ -43,17 +49,21 @@ def _stream_out(stats: FeedStats, *, detail: bool) -> FeedStats:
 
 @router.get("/api/cameras/{camera_id}/ingest", response_model=CameraIngestOut)
 async def camera_ingest(
-    camera: VisibleCamera, user: CurrentUser, svc: ServicesDep, hub: HubDep
-) -> CameraIngestOut:
+    request: Request, camera: VisibleCamera, user: CurrentUser, svc: ServicesDep, cluster: RouterDep
+) -> CameraIngestOut | Response:
     """Per-stream ingest state and packet-level stats of one camera."""
-    stats = hub.stats(camera.id)
+    if cluster is not None and (owner := await cluster.elsewhere(camera.id)) is not None:
+        return await cluster.forward(request, owner)
+    feeds = hub(svc)
+    stats = feeds.stats(camera.id)
     if not stats and camera.enabled:
-        await hub.apply(camera.id)  # registered a moment ago; the change feed has not caught up yet
-        stats = hub.stats(camera.id)
+        await feeds.apply(camera.id)  # registered a moment ago; the change feed has not caught up yet
+        stats = feeds.stats(camera.id)
     return CameraIngestOut(
         camera_id=camera.id,
         enabled=camera.enabled,
         mode=camera.mode,
+        worker=worker_id(svc),
         streams=[
             _stream_out(stats[name], detail=user.role != "line_admin")
             for name in ("main", "sub")
@@ -71,14 +81,21 @@ async def camera_ingest(
     },
 )
 async def camera_snapshot(
+    request: Request,
     camera: VisibleCamera,
     svc: ServicesDep,
-    hub: HubDep,
+    cluster: RouterDep,
     stream: Annotated[Literal["main", "sub"], Query(description="Which stream")] = "main",
 ) -> Response:
     """JPEG of the stream's latest keyframe (decoded on demand, cached briefly)."""
+    if cluster is not None and (owner := await cluster.elsewhere(camera.id, stream)) is not None:
+        return await cluster.forward(request, owner)
     try:
-        jpeg = await hub.snapshot(camera.id, stream)
+        jpeg = await hub(svc).snapshot(camera.id, stream)
+    except NotOwner as exc:  # the lease moved after the question above
+        if cluster is None:
+            raise
+        return await cluster.forward(request, cluster.moved(exc))
     except NoPicture as exc:
         return JSONResponse(
             NoPictureOut(detail=exc.message, reason=exc.reason).model_dump(),

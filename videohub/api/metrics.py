@@ -5,6 +5,13 @@ several apps in one test process do not collide). Labels carry camera ids and li
 URLs or credentials. They still map every camera, line and viewer count, so reading them needs a
 bearer token: an admin's or maintenance user's, or the scrape token ``server.metrics_token`` that
 Prometheus sends (``authorization: {credentials: ...}`` in its scrape config).
+
+Every sample carries ``worker="<id>"``. In a cluster one scrape of any node covers every worker: the
+node asks each other live worker for its own (``?local=1`` with the cluster secret, and the scraper's
+own bearer token, which that worker checks again) and merges the families
+(``videohub.cluster.exposition``); ``videohub_worker_up`` is 0 for a worker that did not answer.
+Scraping each worker alone (``?local=1`` needs the secret, so Prometheus cannot ask for it) is not
+offered: one target sees the whole cluster.
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ import hashlib
 import hmac
 from collections import Counter
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
@@ -24,12 +32,16 @@ from redis.exceptions import RedisError
 
 from videohub.alerts.models import Alert
 from videohub.alerts.service import AlertService
-from videohub.api.deps import ServicesDep, bearer_token
+from videohub.api.deps import RouterDep, ServicesDep, bearer_token
+from videohub.api.workers import worker_id
 from videohub.audit import AuditLog
+from videohub.cluster.exposition import Collector, Labelled, Merged, worker_up
+from videohub.cluster.routing import internal
 from videohub.errors import Unauthorized
 from videohub.health.monitor import HealthMonitor
 from videohub.health.state import STATES
 from videohub.policy import check_role
+from videohub.services import Services
 from videohub.store import OUTAGE
 from videohub.users import UserStore
 
@@ -190,7 +202,28 @@ async def metrics_reader(request: Request, svc: ServicesDep) -> None:
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])
-async def metrics(svc: ServicesDep) -> Response:
+async def metrics(
+    request: Request, svc: ServicesDep, cluster: RouterDep, local: Annotated[bool, Query()] = False
+) -> Response:
+    here = await _local_metrics(svc)
+    if cluster is None or (local and internal(request, cluster.cluster)):
+        return _render(here)
+    gathered = await cluster.gather(request, "/metrics")
+    merged = Merged(here.collect())
+    for answer in gathered.answers.values():
+        merged.add_text(answer.text)
+    merged.add(worker_up([worker_id(svc), *gathered.answers], gathered.missing))
+    return _render(merged)
+
+
+def _render(collector: Collector) -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _local_metrics(svc: Services) -> Merged:
+    """This worker's metrics, each sample labelled with its id."""
     monitor, alerts = svc.health, svc.alerts
     active: list[Alert] | None = []
     parked: dict[str, int] = {}
@@ -203,14 +236,17 @@ async def metrics(svc: ServicesDep) -> Response:
             active, up = None, False
     else:
         up = await svc.store.ping()
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    registry.register(_Snapshot(monitor, alerts, active, (up, svc.store.restarts), parked))
     try:
         audit_entries: int | None = await svc.audit.length()
     except (RedisError, OSError):
         audit_entries = None
-    registry.register(_AuthStats(svc.users, svc.audit, audit_entries))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    process = CollectorRegistry(auto_describe=False)  # the process's own collectors register in it
+    ProcessCollector(registry=process)
+    PlatformCollector(registry=process)
+    GCCollector(registry=process)
+    collectors: list[Collector] = [
+        process,
+        _Snapshot(monitor, alerts, active, (up, svc.store.restarts), parked),
+        _AuthStats(svc.users, svc.audit, audit_entries),
+    ]
+    return Merged(Labelled(worker_id(svc), collectors).collect())

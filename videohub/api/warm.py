@@ -4,18 +4,20 @@ A wall about to show a camera (the next tour step, a preset about to be recalled
 for a few seconds (``videohub.hub.warm``), so the camera's GOP cache is full when the players come.
 A hold is a right to watch: any role that may see the camera (``visible_camera``: a line admin only
 their line's, others are 404) may hold it. Bounded per user (429) and per worker (503), at most
-30 s per request; asking again extends the hold.
+30 s per request; asking again extends the hold. In a cluster the hold is taken (and released) on
+the worker that ingests the camera stream: the node asked forwards the request there.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.stats import StreamState
-from videohub.api.deps import CurrentUser, HubDep, VisibleCamera, WarmDep
+from videohub.api.deps import CurrentUser, RouterDep, ServicesDep, VisibleCamera, hub, warm
+from videohub.errors import NotOwner
 from videohub.hub.warm import MAX_SECONDS
 
 router = APIRouter(tags=["ingest"])
@@ -37,12 +39,24 @@ class WarmOut(BaseModel):
 
 @router.post("/api/cameras/{camera_id}/warm", response_model=WarmOut)
 async def warm_camera(
-    camera: VisibleCamera, user: CurrentUser, holds: WarmDep, hub: HubDep, body: WarmIn
-) -> WarmOut:
+    request: Request,
+    camera: VisibleCamera,
+    user: CurrentUser,
+    svc: ServicesDep,
+    cluster: RouterDep,
+    body: WarmIn,
+) -> WarmOut | Response:
     """Keep the camera's stream pulled for ``seconds``: its players will start from a warm GOP cache."""
     stream = body.stream if body.stream == "main" or camera.streams.sub is not None else "main"
-    hold = await holds.hold(user.username, camera, stream, body.seconds)
-    stats = hub.stats(camera.id).get(stream)
+    if cluster is not None and (owner := await cluster.elsewhere(camera.id, stream)) is not None:
+        return await cluster.forward(request, owner)
+    try:
+        hold = await warm(svc).hold(user.username, camera, stream, body.seconds)
+    except NotOwner as exc:  # the lease moved after the question above
+        if cluster is None:
+            raise
+        return await cluster.forward(request, cluster.moved(exc))
+    stats = hub(svc).stats(camera.id).get(stream)
     return WarmOut(
         camera_id=camera.id,
         stream=stream,
@@ -53,11 +67,16 @@ async def warm_camera(
 
 @router.delete("/api/cameras/{camera_id}/warm", status_code=204)
 async def release_camera(
+    request: Request,
     camera: VisibleCamera,
     user: CurrentUser,
-    holds: WarmDep,
+    svc: ServicesDep,
+    cluster: RouterDep,
     stream: Annotated[Literal["main", "sub"], Query(description="Which stream")] = "sub",
-) -> None:
+) -> Response:
     """End the caller's hold on the camera stream now (the tour moved on); no hold is no error."""
     chosen = stream if stream == "main" or camera.streams.sub is not None else "main"
-    holds.release(user.username, camera.id, chosen)
+    if cluster is not None and (owner := await cluster.elsewhere(camera.id, chosen)) is not None:
+        return await cluster.forward(request, owner)
+    warm(svc).release(user.username, camera.id, chosen)
+    return Response(status_code=204)

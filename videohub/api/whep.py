@@ -15,6 +15,18 @@ policy hides it), 422 more player ICE candidates than webrtc.max_remote_candidat
 when the user has too many sessions or too many still connecting, 503 + Retry-After when the feed
 cannot start or the worker is full. ``?stream=sub`` on a camera without a sub stream plays main,
 as a wall tile expects a picture rather than an error.
+
+In a cluster (``Services.router``), a POST that reaches a node other than the camera stream's owner is
+proxied to the owner (``cluster.whep_routing = "proxy"``: the answer, Location and ETag come back as the
+owner gave them) or answered ``307`` with the owner's URL (``"redirect"``: ``Location:
+<owner address>/whep/{camera_id}?stream=…``; a browser's fetch follows it with the same method and
+body, but drops Authorization when the owner is another origin, which ``web/common/api.js`` answers by
+posting again to the final URL with the token; the owner must then list the wall's origin in
+``server.cors_origins``). The session id names the worker that holds it: ``/whep/sessions/<worker
+id>.<token>`` (a worker id has no dot, a token none either); PATCH and DELETE of a session held by
+another worker go there, and a worker that is no longer alive held nothing any more (404). OPTIONS
+answers the same everywhere and is answered where it arrives (a preflight must not depend on a
+worker being up). One plain process keeps ``/whep/sessions/<token>``.
 """
 
 from __future__ import annotations
@@ -23,8 +35,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from videohub.api.deps import CurrentLogin, CurrentUser, ServicesDep, SessionsDep, VisibleCamera
-from videohub.errors import Forbidden, IceRestartUnsupported, InvalidOffer
+from videohub.api.deps import (
+    CurrentLogin,
+    CurrentUser,
+    RouterDep,
+    ServicesDep,
+    VisibleCamera,
+    client_address,
+    sessions,
+)
+from videohub.cluster.routing import Router
+from videohub.cluster.workers import WorkerInfo
+from videohub.errors import Forbidden, IceRestartUnsupported, InvalidOffer, NotFound, NotOwner
 from videohub.models import User
 from videohub.services import Services
 from videohub.webrtc.manager import SessionManager
@@ -113,7 +135,7 @@ async def whep_offer(
     camera: VisibleCamera,
     login: CurrentLogin,
     svc: ServicesDep,
-    manager: SessionsDep,
+    router: RouterDep,
     stream: Annotated[Literal["main", "sub"], Query(description="main or sub stream")] = "main",
 ) -> Response:
     """Start watching a camera: the body is the player's SDP offer, the answer holds every candidate."""
@@ -125,10 +147,20 @@ async def whep_offer(
     except UnicodeDecodeError:
         raise InvalidOffer("the SDP offer is not UTF-8 text") from None
     chosen = stream if stream == "main" or camera.streams.sub is not None else "main"
-    remote = request.client.host if request.client else None
-    session = await manager.create(login.user, camera, chosen, offer, remote, token=login.token)
+    if router is not None and (owner := await router.elsewhere(camera.id, chosen)) is not None:
+        return await _to_owner(request, svc, router, owner, f"/whep/{camera.id}?stream={chosen}", body)
+    manager = sessions(svc)
+    try:
+        session = await manager.create(
+            login.user, camera, chosen, offer, client_address(request), token=login.token
+        )
+    except NotOwner as exc:  # the lease moved between the question and the subscribe
+        if router is None:
+            raise
+        owner = router.moved(exc)
+        return await _to_owner(request, svc, router, owner, f"/whep/{camera.id}?stream={chosen}", body)
     headers = {
-        "Location": f"/whep/sessions/{session.id}",
+        "Location": f"/whep/sessions/{_session_ref(router, session.id)}",
         "ETag": session.etag,
         **_cors(request, svc, "OPTIONS, POST"),
     }
@@ -136,6 +168,41 @@ async def whep_offer(
     for link in _link_headers(svc):
         response.headers.append("Link", link)
     return response
+
+
+async def _to_owner(
+    request: Request, svc: Services, router: Router, owner: WorkerInfo, path: str, body: bytes
+) -> Response:
+    """The offer for a camera another worker serves: proxied there, or 307 to it (whep_routing)."""
+    if router.cluster.settings.whep_routing == "redirect":
+        target = f"{owner.address.rstrip('/')}{path}"
+        return Response(status_code=307, headers={"Location": target, **_cors(request, svc, "OPTIONS, POST")})
+    return await router.forward(request, owner, body=body)
+
+
+def _session_ref(router: Router | None, session_id: str) -> str:
+    """The session's id in its URL: ``<worker id>.<token>`` in a cluster, the token alone otherwise."""
+    return f"{router.cluster.me.id}.{session_id}" if router is not None else session_id
+
+
+async def _elsewhere(request: Request, router: Router | None, session_ref: str) -> Response | None:
+    """The answer of the worker that holds the session when it is another one; None when it is here."""
+    worker_id, dot, _ = session_ref.partition(".")
+    if router is None or not dot or router.cluster.is_me(worker_id):
+        return None
+    worker = router.cluster.worker(worker_id)
+    if worker is None:  # not alive: its sessions ended with it
+        raise NotFound("WHEP session not found")
+    return await router.forward(request, worker)
+
+
+def _local_id(router: Router | None, session_ref: str) -> str:
+    if router is None:
+        return session_ref
+    worker_id, dot, token = session_ref.partition(".")
+    if not dot or not router.cluster.is_me(worker_id):
+        raise NotFound("WHEP session not found")
+    return token
 
 
 def _owned_session(manager: SessionManager, session_id: str, user: User) -> WhepSession:
@@ -154,9 +221,13 @@ async def whep_session_options(request: Request, svc: ServicesDep) -> Response:
 
 @router.delete("/whep/sessions/{session_id}", response_class=Response)
 async def whep_delete(
-    request: Request, session_id: str, user: CurrentUser, svc: ServicesDep, manager: SessionsDep
+    request: Request, session_id: str, user: CurrentUser, svc: ServicesDep, router: RouterDep
 ) -> Response:
     """Stop watching (the session's owner, or an admin)."""
+    if (forwarded := await _elsewhere(request, router, session_id)) is not None:
+        return forwarded
+    manager = sessions(svc)
+    session_id = _local_id(router, session_id)
     session = _owned_session(manager, session_id, user)
     reason = "deleted" if session.record.user == user.username else "deleted_by_admin"
     await manager.end(session_id, reason)
@@ -174,11 +245,14 @@ async def whep_patch(
     session_id: str,
     user: CurrentUser,
     svc: ServicesDep,
-    manager: SessionsDep,
+    router: RouterDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Trickle ICE candidates to a session (RFC 8840 fragment). ICE restart is answered 422."""
-    session = _owned_session(manager, session_id, user)
+    if (forwarded := await _elsewhere(request, router, session_id)) is not None:
+        return forwarded
+    manager = sessions(svc)
+    session = _owned_session(manager, _local_id(router, session_id), user)
     if _media_type(request) != SDPFRAG:
         return _unsupported(SDPFRAG, "Accept-Patch")
     if if_match is not None and if_match.strip() == "*":

@@ -122,11 +122,19 @@ export async function logout() {
 }
 
 // fetch() with the bearer token; a 401 sends the tab to /login (the token expired or was revoked).
+// A 307 to another origin (a cluster's WHEP redirect to the camera's worker) is followed by fetch
+// with the same method and body but without Authorization (the Fetch standard drops it across
+// origins): the 401 that comes back from there is answered by asking that final URL again, token
+// included, once.
 export async function apiFetch(path, options = {}) {
   const headers = new Headers(options.headers || {});
   const tok = token();
   if (tok) headers.set("Authorization", `Bearer ${tok}`);
-  const response = await fetch(path, { ...options, headers });
+  let response = await fetch(path, { ...options, headers });
+  if (response.status === 401 && response.redirected && tok) {
+    const target = new URL(response.url);
+    if (target.origin !== location.origin) response = await fetch(target.href, { ...options, headers });
+  }
   if (response.status === 401 && path !== "/api/auth/logout") {
     redirectToLogin();
     throw new ApiError(401, "unauthorized");

@@ -167,7 +167,8 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
       });
       if (gen !== generation || handle.closed) {
         const loc = response.headers.get("Location");
-        if (response.status === 201 && loc) apiFetch(loc, { method: "DELETE" }).catch(() => {});
+        const stale = loc && new URL(loc, response.url).href;
+        if (response.status === 201 && stale) apiFetch(stale, { method: "DELETE" }).catch(() => {});
         return;
       }
       if (response.status === 404 || response.status === 403) {
@@ -179,7 +180,8 @@ export function playWhep(videoEl, cameraId, stream = "sub", { onState } = {}) {
         scheduleRetry(retryAfter > 0 ? retryAfter * 1000 : undefined);
         return;
       }
-      sessionUrl = response.headers.get("Location");
+      // Relative to the URL that answered: after a cluster's 307 that is the camera's worker.
+      sessionUrl = new URL(response.headers.get("Location"), response.url).href;
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
       watch(gen, pc);
     } catch (err) {
