@@ -47,6 +47,7 @@ def test_a_wall_tile_comes_back_live_by_itself_after_its_owner_is_killed(
     assert browser_page.evaluate("performance.getEntriesByType('navigation').length") == 1
     new_owner = cluster.owner_of(camera)
     assert new_owner is not None and new_owner != victim
-    sessions = cluster.workers[new_owner].require().call("GET", "/api/sessions")
-    assert any(s["camera_id"] == camera and s["user"] == operator for s in sessions), sessions
+    sessions = entry.call("GET", "/api/sessions")
+    mine = [s for s in sessions if s["camera_id"] == camera and s["user"] == operator]
+    assert [s["worker"] for s in mine] == [new_owner], sessions
     screenshot(browser_page, "cluster_tile_back_after_kill")

@@ -47,7 +47,6 @@ def test_three_workers_share_thirty_cameras_and_each_is_pulled_once(
 ) -> None:
     counts = {w: len(settled.get(w, [])) for w in cluster.workers}
     assert sum(counts.values()) == len(fleet.ids), counts
-    assert all(8 <= n <= 12 for n in counts.values()), counts
     sessions = fleet.sessions()
     assert all(len(ids) == 1 for ids in sessions.values()), sessions
     # /api/workers says the same as Redis: three workers, each with the cameras it holds the lease of.
@@ -62,6 +61,8 @@ def test_three_workers_share_thirty_cameras_and_each_is_pulled_once(
         assert row["address"].endswith(f":{worker.internal_port}"), row
         assert row["pid"] == worker.require().pid and row["capacity"] == 1.0, row
         assert {"host", "viewers", "cpu", "heartbeat_at", "role"} <= set(row), row
+    # Placement shares them evenly: 10 ± 2 each (the bound for 30 cameras on 3 workers).
+    assert all(8 <= n <= 12 for n in counts.values()), counts
 
 
 async def test_whep_through_a_non_owner_plays_and_delete_through_a_non_owner_ends_it(
@@ -72,14 +73,14 @@ async def test_whep_through_a_non_owner_plays_and_delete_through_a_non_owner_end
     others = [w for w in cluster.workers if w != owner]
     playback = await whep_play(cluster.workers[others[0]].require(), camera)
     try:
-        # The session is the owner's: it lists it (its viewer count too), served from its ingest.
-        admin = cluster.workers[owner].require()
+        # The session is the owner's: the cluster-wide list (asked of a non-owner) names it.
+        admin = cluster.workers[others[1]].require()
         listed = wait_for(
             lambda: [s for s in admin.call("GET", "/api/sessions") if s["camera_id"] == camera],
             10,
-            "the owner lists the session",
+            "the session listed",
         )
-        assert all(s.get("worker", owner) == owner for s in listed), listed
+        assert [s["worker"] for s in listed] == [owner], listed
         # DELETE through the other non-owner, at the session URL the POST answered (it names the owner).
         via = cluster.workers[others[1]].require()
         path = playback.location.split("://", 1)[1].split("/", 1)[1]
@@ -89,7 +90,7 @@ async def test_whep_through_a_non_owner_plays_and_delete_through_a_non_owner_end
         wait_for(
             lambda: not [s for s in admin.call("GET", "/api/sessions") if s["camera_id"] == camera],
             10,
-            "the owner ended the session",
+            "the session ended on its owner",
         )
     finally:
         await playback.viewer.close()
@@ -146,6 +147,8 @@ async def test_kill_9_moves_its_cameras_within_10_s_and_its_viewers_are_gone(
         with pytest.raises((TimeoutError, MediaStreamError)):
             for _ in range(200):
                 await playback.viewer.frame(within=10)
+        sessions = await asyncio.to_thread(survivor.call, "GET", "/api/sessions")
+        assert not [s for s in sessions if s["worker"] == victim], sessions
         await asyncio.to_thread(
             wait_for, lambda: not cluster.redis.exists(ledger), 15, "the dead worker's session ledger reaped"
         )
