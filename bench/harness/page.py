@@ -384,6 +384,37 @@ def _sentinel(lines: list[Line]) -> Iterator[Row]:
             )
 
 
+def _cluster(lines: list[Line]) -> Iterator[Row]:
+    for x in lines:
+        op = x.get("op")
+        if op in ("failover", "handover") and x.get("p95_s") is not None:
+            yield (
+                f"{x['what']}, p95 over {x['measured']} of {x['rounds']} rounds",
+                f"{fmt(x['p95_s'], 's')} (p50 {fmt(x['p50_s'], 's')}, max {fmt(x['max_s'], 's')})",
+                f"≤ {fmt(x['goal_p95_s'], 's')}",
+                met(x["p95_s"] <= x["goal_p95_s"] and x["failed_rounds"] == 0),
+            )
+        elif op == "capacity_level":
+            yield (
+                f"{x['workers']} worker(s), {x['cameras']} cameras, {x['viewers']} viewers: at ≥ 90 % of "
+                f"{x['camera_fps']} fps",
+                f"{fmt(x['viewers_at_90'])} (service {fmt(x['service_cpu_pct'], '%')}, machine "
+                f"{fmt(x['machine_busy_pct'], '%')} busy)",
+                "—",
+                met(None),
+            )
+        elif op == "capacity":
+            ratio = x["ratio"]
+            yield (
+                "viewers at ≥ 90 % of the frames: --workers 2 against 1 worker"
+                + ("" if x["saturated_one_worker"] else " (1 worker not saturated: levels too low)"),
+                f"{fmt(x['viewers_at_90_two_workers'])} / {fmt(x['viewers_at_90_one_worker'])} = "
+                + (f"{fmt(ratio)}x" if ratio is not None else "—"),
+                f"≥ {fmt(x['goal_ratio'])}x",
+                met(ratio is not None and x["saturated_one_worker"] and ratio >= x["goal_ratio"]),
+            )
+
+
 TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "registry": ("Camera registry over HTTP (issue 2)", _registry),
     "ingest_cpu": ("Ingest CPU: passthrough vs ffmpeg, transcode (issue 3)", _ingest),
@@ -399,6 +430,8 @@ TITLES: dict[str, tuple[str, Callable[[list[Line]], Iterator[Row]]]] = {
     "soak": ("Soak: an hour of flapping cameras, churning viewers and open pages (issue 12)", _soak),
     "fuzz": ("API fuzz from the OpenAPI schema (issue 11)", _fuzz),
     "sentinel": ("Redis Sentinel failover (issue 14)", _sentinel),
+    "cluster": ("Failover: workers sharing the cameras (issue 14)", _cluster),
+    "cluster_capacity": ("Scale-out: viewers served by 1 worker and by --workers 2 (issue 14)", _cluster),
 }
 
 

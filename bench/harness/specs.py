@@ -126,6 +126,29 @@ SPECS: list[Spec] = [
         quick_timeout_s=150,
     ),
     Spec(
+        # Failover (issue 14): kill -9 of a camera's owner → first frame decoded from the new owner,
+        # and the picture gap of a SIGTERM hand-over, at a viewer that follows the owner.
+        "cluster",
+        "cluster.py",
+        [["--only", "failover,handover", "--kills", "10"]],
+        [["--only", "failover,handover", "--kills", "2"]],
+        timeout_s=1200,
+        quick_timeout_s=300,
+    ),
+    Spec(
+        # Scale-out (issue 14): viewers at >= 90 % of the camera's frames with 1 worker and with
+        # --workers 2, the same cameras and viewers.
+        "cluster_capacity",
+        "cluster.py",
+        # 720p 25 fps viewers cost ~0.3 % of a core each (fanout_cpu); the viewer processes and the
+        # simulator share the same 2 cores, which fill first (machine 97-100 % busy at 150-200 viewers).
+        [["--only", "capacity", "--levels", "25,50,75,100,150,200", "--window", "8"]],
+        [["--only", "capacity", "--quick"]],
+        timeout_s=1800,
+        quick_timeout_s=240,
+        heavy=True,
+    ),
+    Spec(
         "steady",
         "steady.py",
         [["--cameras", "16", "--viewers", "32", "--minutes", "10"]],

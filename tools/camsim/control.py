@@ -105,6 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
         cams = self.server.cameras
         if method == "GET" and parts == ["mounts"]:
             return call_in_loop(cams.describe_mounts)
+        if method == "GET" and parts == ["sessions"]:
+            return call_in_loop(cams.describe_sessions)
         if method == "GET" and parts == ["server"]:
             return call_in_loop(cams.describe_server)
         if method != "POST":

@@ -14,6 +14,7 @@ _IDLE_CHECK_SECONDS = 2
 
 from camsim.auth import PerMountAuth  # noqa: E402
 from camsim.mount import Mount  # noqa: E402
+from camsim.sessions import SessionLog  # noqa: E402
 from camsim.spec import PATTERNS, MountSpec  # noqa: E402
 
 _FILTER = GstRtspServer.RTSPFilterResult
@@ -64,6 +65,17 @@ class _Listener:
             GLib.source_remove(self.source_id)
             self.source_id = None
         self.server.client_filter(lambda _s, _c, *_a: _FILTER.REMOVE, None)
+
+    def session_ids(self) -> set[str]:
+        """Ids of every session in this server's pool."""
+        found: set[str] = set()
+
+        def collect(_pool: Any, session: Any, *_a: Any) -> Any:
+            found.add(session.get_sessionid())
+            return _FILTER.KEEP
+
+        self.server.get_session_pool().filter(collect, None)
+        return found
 
     def sessions_of(self, medias: list[Any]) -> set[str]:
         """Ids of the RTSP sessions that have one of `medias` set up."""
@@ -118,7 +130,7 @@ class _Listener:
 
 
 class CameraServer:
-    """Owns the open RTSP server, the auth-protected one, and every Mount.
+    """Owns the open RTSP server, the auth-protected one, every Mount and the log of playing sessions.
 
     Auth mounts live on their own server: gst-rtsp-server answers 404 instead of 401 for protected
     mounts that share a server with open ones. All methods run on the GLib main loop thread.
@@ -129,6 +141,7 @@ class CameraServer:
         self.open = _Listener(host, port)
         self.auth = _Listener(host, auth_port, PerMountAuth(user, password, self._scheme_of))
         self.auth_user = user
+        self.sessions = SessionLog()
         for listener in (self.open, self.auth):
             listener.server.connect("client-connected", self._on_client)
         GLib.timeout_add_seconds(_IDLE_CHECK_SECONDS, self._idle_check)
@@ -144,6 +157,7 @@ class CameraServer:
     def _on_client(self, _server: Any, client: Any) -> None:
         client.connect("describe-request", self._on_describe)
         client.connect("play-request", self._on_play)
+        self.sessions.watch(client)
 
     def _on_describe(self, _client: Any, ctx: Any) -> None:
         media = ctx.media
@@ -228,6 +242,10 @@ class CameraServer:
 
     def describe_mount(self, mount: Mount) -> dict[str, Any]:
         return mount.describe(self.url(mount))
+
+    def describe_sessions(self) -> list[dict[str, str]]:
+        """Sessions that have played and not ended, with the path and query their client asked for."""
+        return self.sessions.describe(self.open.session_ids() | self.auth.session_ids())
 
     def describe_mounts(self) -> list[dict[str, Any]]:
         return [self.describe_mount(m) for m in self.mounts.values()]
