@@ -157,7 +157,14 @@ def build_services(settings: Settings, store: Store, parts: Parts | None = None)
         rights = RightsSweep(users, registry, sessions, parts.rights_interval)
     if parts.health:
         directory = Directory.from_settings(settings, registry)  # camera and line names for messages
-        alerts = AlertService(redis, settings.alerts, prefix=PREFIX, directory=directory)
+        alerts = AlertService(
+            redis,
+            settings.alerts,
+            prefix=PREFIX,
+            directory=directory,
+            # Each worker one consumer of every channel's group: an event goes to one of them, once.
+            consumer=cluster.me.id if cluster is not None else None,
+        )
         view = FeedManagerView(hub) if hub is not None else None
         health = HealthMonitor(
             settings.health,
