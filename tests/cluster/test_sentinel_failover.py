@@ -11,6 +11,7 @@ client is told the store is degraded, then ok, and gets wall changes again, and 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import Counter
@@ -160,7 +161,8 @@ async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
         assert seen["alert"]["event"] == "opened"
 
         metrics = svc.request("GET", "/metrics")
-        assert metrics.status_code == 200 and "videohub_redis_up 1.0" in metrics.text
+        assert metrics.status_code == 200
+        assert re.search(r'^videohub_redis_up\{worker="[^"]+"\} 1\.0$', metrics.text, re.M), metrics.text
         log = svc.log_text(tail=None)
         for secret in (cluster.password, cluster.sentinel_password):
             assert secret not in log, "a password in the log"
