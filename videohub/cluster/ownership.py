@@ -2,17 +2,19 @@
 
 Between the cluster's leases (``leases.LeaseTable``) and the hub's desired streams
 (``videohub.hub.streams.StreamTable``). Every quarter second ``Ownership.step`` walks the
-``always_on`` streams: the ones placed here (``placement.choose`` over the live ingesting workers) whose
-lease is free, or names this worker, are taken and started; a held one placed elsewhere now (a worker
-joined) is handed over. An ``on_demand`` stream is claimed by its first viewer (``claim``) and released
-once its ingest has stopped. A lost lease stops the stream at once (``StreamTable.revoke``: its viewers'
-sessions end and their players reconnect to the new owner).
+``always_on`` streams: the ones placed here (``placement.assign``, bounded loads over the live
+ingesting workers) whose lease is free, or names this worker, are taken and started; a held one
+placed elsewhere now (a worker joined or left) is moved: stopped here first, then taken by its new
+owner (``move``: never pulled twice, a gap of about a second for its viewers). An ``on_demand``
+stream is claimed by its first viewer (``claim``) and released once its ingest has stopped. A lost
+lease stops the stream at once (``StreamTable.revoke``: its viewers' sessions end and their players
+reconnect to the new owner).
 
-Hand-over (``handover``): the lease is moved to the new owner with a new token; this worker keeps
-pulling until the new owner has its first keyframe (it sets ``vh:cluster:live:<stream>``), or until
-``handover_timeout_seconds``, then ends its feed. That is the only time two workers pull one stream,
-and it is what keeps the picture gap of a SIGTERM below a second. ``drain`` hands over every held
-stream, a few at a time, when the worker is told to stop.
+Hand-over (``handover``, for a drain): the lease is moved to the new owner with a new token; this
+worker keeps pulling until the new owner has its first keyframe (it sets
+``vh:cluster:live:<stream>``), or until ``handover_timeout_seconds``, then ends its feed. That keeps
+the picture gap of a SIGTERM below a second, and it is the only time two workers pull one stream.
+``drain`` hands over every held stream, a few at a time, when the worker is told to stop.
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ class Ownership(Part):
         for entry in streams:
             if not entry.camera.enabled:
                 continue
-            for name, runner in entry.runners.items():
+            for name, runner in list(entry.runners.items()):
                 key = stream_key(entry.camera.id, name)
                 known.add(key)
                 if not runner.always_on:
@@ -217,7 +219,7 @@ class Ownership(Part):
                 target = self.target(key)
                 if self.leases.holds(key):
                     if target is not None and target.id != self.me and key not in self._handing:
-                        self._tasks.spawn(self.handover(key, target), name=f"handover-{key}")
+                        await self.move(key, target)
                 elif target is not None and target.id == self.me and key not in self._handing:
                     wanted.append(key)
         for key in [k for k in self.leases.held() if k not in known and k not in self._handing]:
@@ -253,6 +255,17 @@ class Ownership(Part):
                     self._outage.failed(exc)
                 return
             await asyncio.sleep(0.02)
+
+    async def move(self, key: str, target: WorkerInfo) -> None:
+        """Rebalance one held stream to ``target`` (a worker joined or left): stop here first, then
+        the target takes it at its next step, so the camera is never pulled twice. Its viewers
+        reconnect to the target (a gap of about a second; ``handover`` is for a drain)."""
+        streams = self._streams
+        camera_id, name = split(key)
+        if streams is not None:
+            streams.revoke(camera_id, name, f"moved to worker {target.id}")
+        if await self.leases.transfer(key, target.id):
+            log.info("cluster: moved %s to %s", key, target.id)
 
     async def handover(self, key: str, target: WorkerInfo) -> None:
         """Move one held stream to ``target``; pull it here until the target has its first picture."""
