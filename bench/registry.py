@@ -63,9 +63,8 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     data = Path(tempfile.mkdtemp(prefix="vh-bench-"))
     env = {**os.environ, "VIDEOHUB_ADMIN_PASSWORD": "bench-admin-1", "VIDEOHUB_SERVER__LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "videohub.cli", "serve", "--port", str(port), "--data-dir", str(data)], env=env
-    )
+    cmd = [sys.executable, "-m", "videohub.cli", "serve", "--workers", "1", "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--data-dir", str(data)], env=env)
     try:
         deadline = time.monotonic() + 30
         while True:

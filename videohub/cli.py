@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import resource
 import signal
 import socket
@@ -128,6 +129,14 @@ def _public_socket(settings: Settings, fd: int | None) -> socket.socket:
     return bind_public(settings)
 
 
+def default_workers() -> int:
+    """One worker process per core this process may run on (Python's work runs on one core each)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -139,7 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.server.log_level, settings.server.log_json)
     raise_open_files_limit()
-    workers = args.workers if args.workers is not None else 1
+    workers = args.workers if args.workers is not None else default_workers()
     if args.role is None and workers > 1:
         from videohub.supervisor import serve_workers
 
@@ -262,7 +271,8 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="worker processes behind the one HTTP port, sharing the cameras (default 1)",
+        help="worker processes behind the one HTTP port, sharing the cameras (default: one per core; "
+        "1 runs a single process that pulls every camera)",
     )
     serve.add_argument(
         "--role",
