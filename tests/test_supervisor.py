@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.cluster import wait_for
 from tests.fixtures.service import VideohubService
 
 
@@ -21,15 +22,6 @@ def workers(service: VideohubService) -> list[dict[str, Any]]:
     except httpx.TransportError:  # a kept-alive connection to the worker just killed is reset
         return []
     return found
-
-
-def wait_for(check: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"not within {within} s: {what}")
 
 
 def test_two_workers_share_the_port_a_crashed_one_comes_back_and_sigterm_stops_all(

@@ -112,13 +112,9 @@ def _cluster_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 def _internal_socket(settings: Settings) -> socket.socket:
     """This worker's internal HTTP port (other nodes forward to it), bound before the app is built."""
-    c = settings.cluster
-    family = socket.AF_INET6 if ":" in c.advertise_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((c.advertise_host, c.internal_port))
-    sock.listen(1024)
-    return sock
+    from videohub.supervisor import listening_socket
+
+    return listening_socket(settings.cluster.advertise_host, settings.cluster.internal_port, 1024)
 
 
 def _public_socket(settings: Settings, fd: int | None) -> socket.socket:

@@ -45,13 +45,19 @@ class Child:
     waiter: asyncio.Task[int] | None = field(default=None, repr=False)
 
 
-def bind_public(settings: Settings) -> socket.socket:
-    host, port = settings.server.host, settings.server.port
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (IPv6 when the host has a colon)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(backlog)
+    return sock
+
+
+def bind_public(settings: Settings) -> socket.socket:
+    """The public port, inheritable: the workers accept from it."""
+    sock = listening_socket(settings.server.host, settings.server.port, 2048)
     sock.set_inheritable(True)
     return sock
 
