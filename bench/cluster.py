@@ -263,10 +263,25 @@ async def one_round(harness: ClusterHarness, camera: str, how: str) -> tuple[str
         await watcher.stop()
 
 
+def diagnose(harness: ClusterHarness, fleet: CameraFleet, camera: str) -> dict[str, Any]:
+    """What a failed or slow round left: the camera's owner now, its RTSP sessions at the simulator,
+    and every worker's log lines that name it (to stderr, for the run's log)."""
+    for worker in harness.workers.values():
+        lines = [line for line in worker.log_text().splitlines() if camera in line]
+        print(f"--- {worker.id} log lines naming {camera}:", *lines[-40:], sep="\n", file=sys.stderr)
+    return {
+        "owner": harness.owner_of(camera),
+        "streaming_on": harness.streaming_on(camera),
+        "simulator_sessions": len(fleet.sessions().get(camera, [])),
+        "live": sorted(harness.live_ids()),
+    }
+
+
 async def rounds(root: Path, args: argparse.Namespace, sim: CameraSimulator, how: str) -> None:
     harness = ClusterHarness(root / how, 3)
     times: list[float] = []
     failed = 0
+    goal = FAILOVER_GOAL_S if how == "failover" else HANDOVER_GOAL_S
     try:
         await asyncio.to_thread(harness.start)
         fleet = await asyncio.to_thread(CameraFleet.register, harness, sim, ["bench"], 3, f"fo{how[0]}")
@@ -284,13 +299,14 @@ async def rounds(root: Path, args: argparse.Namespace, sim: CameraSimulator, how
             except AssertionError as exc:
                 failed += 1
                 line["error"] = str(exc)[:300]
+            if "error" in line or (line.get("s") or 0) > goal:
+                line["diagnosis"] = await asyncio.to_thread(diagnose, harness, fleet, camera)
             emit(line)
             for worker in harness.workers.values():
                 if not worker.running:
                     await asyncio.to_thread(harness.start_worker, worker.id)
     finally:
         await asyncio.to_thread(harness.close)
-    goal = FAILOVER_GOAL_S if how == "failover" else HANDOVER_GOAL_S
     what = {
         "failover": "kill -9 → first decoded frame from the new owner",
         "handover": "SIGTERM: last frame from the old owner → first from the new",

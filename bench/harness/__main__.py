@@ -43,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
             for invocation in spec.quick if args.quick else spec.full:
                 lines = run_invocation(spec, invocation, quick=args.quick, run_id=run_id)
                 path = append(results, spec.name, lines)
-                if any("error" in x for x in lines):
+                errors = [x for x in lines if "error" in x]
+                if errors:
+                    # A run that failed as a whole has one line with its stderr; a line of a run that
+                    # went on (a failed round) carries its own error.
                     failed.append(spec.name)
-                    print(
-                        f"   {spec.name} failed: {lines[0]['error']}\n{lines[0]['stderr_tail']}",
-                        file=sys.stderr,
-                    )
+                    tail = errors[0].get("stderr_tail", "")
+                    print(f"   {spec.name} failed: {errors[0]['error']}\n{tail}", file=sys.stderr)
                 print(f"   {len(lines)} line(s) → {path}", file=sys.stderr, flush=True)
     page.render(results, target)
     print(f"page → {target}", file=sys.stderr)

@@ -229,14 +229,32 @@ class Watcher:
                 await asyncio.wait_for(self._task, 10)
 
 
+STABLE_SECONDS = 2.0
+"""Owners unchanged this long count as settled: longer than a worker takes to see a new heartbeat
+(its directory is read every second) and make its next placement step (0.25 s), so the moves a
+restarted worker's return causes are over."""
+
+
 def settle(cluster: ClusterHarness, fleet: CameraFleet, timeout: float = 60.0) -> dict[str, list[str]]:
-    """Wait until every worker runs, every camera has a streaming owner and exactly one RTSP session;
-    return worker id → its cameras."""
+    """Wait until every worker runs, every camera has a streaming owner and exactly one RTSP session,
+    and the owners stay the same for ``STABLE_SECONDS``; return worker id → its cameras."""
+    deadline = time.monotonic() + timeout
     wait_for(lambda: cluster.live_ids() == set(cluster.workers), timeout, "every worker heartbeating")
-    wait_for(
-        lambda: all(cluster.streaming_on(c) for c in fleet.ids) and fleet.pulled_once(),
-        timeout,
-        "every camera streaming on its owner and pulled once",
-        interval=0.5,
-    )
-    return cluster.owned_by(fleet.ids)
+
+    def streaming() -> dict[str, list[str]]:
+        wait_for(
+            lambda: all(cluster.streaming_on(c) for c in fleet.ids) and fleet.pulled_once(),
+            max(1.0, deadline - time.monotonic()),
+            "every camera streaming on its owner and pulled once",
+            interval=0.5,
+        )
+        return cluster.owned_by(fleet.ids)
+
+    owners = streaming()
+    while True:
+        time.sleep(STABLE_SECONDS)
+        again = streaming()
+        if again == owners:
+            return owners
+        assert time.monotonic() < deadline, f"owners still moving after {timeout} s: {owners} → {again}"
+        owners = again

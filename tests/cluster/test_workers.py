@@ -152,10 +152,19 @@ async def test_kill_9_moves_its_cameras_within_10_s_and_its_viewers_are_gone(
 
         earlier = {e["session"] for e in await asyncio.to_thread(lost)}
         assert cluster.redis.hlen(ledger) == 1  # the session is in its worker's ledger
+        killed_at = time.time()
         await asyncio.to_thread(cluster.kill, victim)
         # The bound (the lease lapses after 4 s, the new owner takes it at its next turn).
         await asyncio.to_thread(wait_for, lambda: moved(cluster, cameras, victim), 10, "moved in 10 s")
         await asyncio.to_thread(wait_for, fleet.pulled_once, 5, "each camera pulled once")
+        # The cameras did not fail, a worker did: their new owners carry their health on (no outage
+        # recorded while they connect, so maintenance gets no alert for a failover).
+        await asyncio.sleep(3)
+        for camera in cameras:
+            detail = await asyncio.to_thread(survivor.call, "GET", f"/api/cameras/{camera}/health")
+            assert detail["state"] == "online", (camera, detail["state"], detail["transitions"][:3])
+            outages = [t for t in detail["transitions"] if t["at"] >= killed_at and t["new"] == "offline"]
+            assert not outages, (camera, outages)
         # Its viewers are cleaned up: the player's connection ends, the session ledger the dead worker
         # left in Redis is gone, and its session's end is audited once, as lost with its worker.
         with pytest.raises((TimeoutError, MediaStreamError)):
@@ -170,7 +179,10 @@ async def test_kill_9_moves_its_cameras_within_10_s_and_its_viewers_are_gone(
         # Only entries this kill wrote: the cluster is shared by the session's tests, and an earlier test
         # may have killed the same worker id while a viewer of its own watched this camera.
         entries = await asyncio.to_thread(
-            wait_for, lambda: [e for e in lost() if e["session"] not in earlier], 10, "the lost session audited"
+            wait_for,
+            lambda: [e for e in lost() if e["session"] not in earlier],
+            10,
+            "the lost session audited",
         )
         assert len(entries) == 1, entries
         assert "session" in entries[0] and playback.location.rsplit("/", 1)[1] not in json.dumps(entries)

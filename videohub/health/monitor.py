@@ -231,7 +231,10 @@ class HealthMonitor(Part):
         """One pass over the pulled cameras' stats."""
         for t in list(self.cameras.values()):
             if not self.mine(t):
+                t.checking = False
                 continue  # another worker checks it
+            if not t.checking:
+                await self._begin_checking(t)
             stats = self._pulled(t)
             if t.camera.mode == "on_demand" and (stats is None or stats.last_packet_age is None):
                 # Not being watched: the probe schedule covers it; only retry a failed alert update.
@@ -242,6 +245,25 @@ class HealthMonitor(Part):
             observation = self.observe_stats(t, stats)
             if observation is not None:
                 await self.apply(t, *observation)
+
+    async def _begin_checking(self, t: Tracked) -> None:
+        """This worker checks the camera from now on (its first tick, or it took the camera over
+        from another worker): the stream it just started gets its connecting time, and in a cluster
+        the state the previous checker stored is carried on, so a failover or a rebalancing move
+        reports no outage of its own (the camera did not fail; a worker did)."""
+        t.checking = True
+        t.tracked_since = self.clock()
+        t.packet_marks.clear()
+        if self.responsible is None:
+            return
+        try:
+            async with self._redis_slots:
+                stored = (await self.store.states([t.camera.id])).get(t.camera.id)
+        except OUTAGE as exc:
+            self._write_outage.failed(exc)
+            return
+        if stored is not None:
+            t.health.adopt(stored)
 
     async def sample(self) -> None:
         """Diagnose the newest keyframe of every pulled camera that has a new one."""

@@ -124,6 +124,20 @@ class StreamHealth:
             return {"degraded": self.reasons}
         return {}
 
+    def adopt(self, stored: dict[str, Any]) -> None:
+        """Continue from the state another worker stored (this worker takes over checking the
+        camera), so the hand-over itself is no transition: an online camera stays online, an open
+        outage stays open with its start."""
+        state = stored.get("state")
+        if state not in ("online", "degraded", "offline"):
+            return
+        self.state = state
+        self.reasons = tuple(str(r) for r in stored.get("reasons") or ())
+        since = stored.get("since")
+        self.since = float(since) if isinstance(since, int | float) else self._clock()
+        self.flapping = bool(stored.get("flapping"))
+        self._pending = None
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "camera": self.camera,

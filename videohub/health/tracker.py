@@ -27,6 +27,10 @@ class Tracked:
     health: StreamHealth
     diagnoser: PictureDiagnoser
     tracked_since: float
+    """When this worker began checking the camera: a stream with no packet yet is still connecting
+    for ``offline_after_seconds`` from then."""
+    checking: bool = False
+    """Whether this worker checked the camera at its last tick (in a cluster, another may)."""
     diagnosis: Diagnosis | None = None
     diagnosed_at: float | None = None
     last_keyframe: Packet | None = None
