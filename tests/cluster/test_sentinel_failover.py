@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.faults.support import live_client, next_message, of_type
 from tests.fixtures.sentinel import SentinelCluster
@@ -77,12 +78,15 @@ async def wait_until(check: Callable[[], bool], within: float, what: str) -> Non
         await asyncio.sleep(0.1)
 
 
+# One process, and the default deployment of one machine: a supervisor and a worker per core, each
+# worker with its own connections, leases and consumers on the same Sentinel-managed store.
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
-    videohub_service_factory: Callable[..., VideohubService], sentinel_cluster: SentinelCluster
+    videohub_service_factory: Callable[..., VideohubService], sentinel_cluster: SentinelCluster, workers: int
 ) -> None:
     cluster = sentinel_cluster
     env = {"VIDEOHUB_REDIS_URL": cluster.url, "VIDEOHUB_SERVER__LOG_LEVEL": "debug"}
-    svc = await asyncio.to_thread(videohub_service_factory, env)
+    svc = await asyncio.to_thread(videohub_service_factory, env, ["--workers", str(workers)])
     tag = uuid.uuid4().hex[:6]
     operator = svc.create_user(f"op{tag}", "operator")
     wall_id = f"w{tag}"
@@ -162,7 +166,8 @@ async def test_the_service_follows_a_killed_primary_to_the_promoted_replica(
 
         metrics = svc.request("GET", "/metrics")
         assert metrics.status_code == 200
-        assert re.search(r'^videohub_redis_up\{worker="[^"]+"\} 1\.0$', metrics.text, re.M), metrics.text
+        ups = re.findall(r'^videohub_redis_up\{worker="([^"]+)"\} (\S+)$', metrics.text, re.M)
+        assert len(ups) == workers and all(value == "1.0" for _, value in ups), (ups, metrics.text[-2000:])
         log = svc.log_text(tail=None)
         for secret in (cluster.password, cluster.sentinel_password):
             assert secret not in log, "a password in the log"
